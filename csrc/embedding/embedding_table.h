@@ -1,0 +1,431 @@
+// EmbeddingTable: the storage engine behind an EmbeddingVariable.
+//
+// A concurrent hash table from int64/int32 ids to one record per id:
+//
+//   [ freq : int64 | version : int64 | column 0 (value) | column 1 | ... ]
+//
+// Column 0 is the embedding, columns 1.. are optimizer slots, each `dim`
+// floats, so one key lookup serves the embedding and every slot. A new key
+// takes row `floormod(key, default_value_dim)` of each column's default-value
+// matrix. This file has no TensorFlow dependency.
+//
+// Concurrency: the table is split into kNumShards shards chosen by the high
+// bits of the mixed key; each shard has a reader/writer lock guarding its key
+// index and records. Lookups take the shard lock shared, inserts and updates
+// take it exclusive, and whole-table operations (export, import, adding a
+// column) take every shard lock in shard order, so an export is a consistent
+// snapshot of values and slots.
+#ifndef DEEPREC_EMBEDDING_EMBEDDING_TABLE_H_
+#define DEEPREC_EMBEDDING_EMBEDDING_TABLE_H_
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "csrc/embedding/key_index.h"
+
+namespace deeprec {
+namespace embedding {
+
+// Checkpoints group records by this bucket (DeepRec's `key mod 1000`), and
+// partitioned variables route a key to shard `Bucket(key) % num_shards`.
+constexpr int64_t kNumBuckets = 1000;
+
+template <typename K>
+inline int64_t Bucket(K key) {
+  const int64_t r = static_cast<int64_t>(key) % kNumBuckets;
+  return r < 0 ? r + kNumBuckets : r;
+}
+
+// Mutable view of one record, handed to update functions.
+class RecordView {
+ public:
+  RecordView(int64_t* header, int64_t dim)
+      : header_(header), dim_(dim) {}
+  float* column(int c) const {
+    return reinterpret_cast<float*>(header_ + 2) + c * dim_;
+  }
+  int64_t& version() const { return header_[1]; }
+
+ private:
+  int64_t* header_;
+  int64_t dim_;
+};
+
+template <typename K>
+class EmbeddingTable {
+ public:
+  static constexpr int kShardBits = 6;
+  static constexpr int kNumShards = 1 << kShardBits;
+  // Records are allocated in chunks so that growing never moves a record.
+  static constexpr int64_t kChunkRecords = 256;
+
+  // `default_values` is row-major [default_value_dim, dim].
+  EmbeddingTable(int64_t dim, int64_t default_value_dim,
+                 std::vector<float> default_values)
+      : dim_(dim), default_value_dim_(default_value_dim) {
+    if (dim <= 0) {
+      throw std::invalid_argument("embedding dim must be positive, got " +
+                                  std::to_string(dim));
+    }
+    CheckDefaults(default_values);
+    defaults_.push_back(std::move(default_values));
+    record_words_ = RecordWords(1);
+  }
+
+  EmbeddingTable(const EmbeddingTable&) = delete;
+  EmbeddingTable& operator=(const EmbeddingTable&) = delete;
+
+  int64_t dim() const { return dim_; }
+  int64_t default_value_dim() const { return default_value_dim_; }
+
+  int num_columns() const {
+    AllLocks<std::shared_lock<std::shared_mutex>> lock(this);
+    return static_cast<int>(defaults_.size());
+  }
+
+  // Adds an optimizer-slot column whose new-key values come from
+  // `default_values` ([default_value_dim, dim]). Existing records get their
+  // default row in the new column. Returns the column index (>= 1).
+  int AddColumn(std::vector<float> default_values) {
+    CheckDefaults(default_values);
+    AllLocks<std::unique_lock<std::shared_mutex>> lock(this);
+    const int old_columns = static_cast<int>(defaults_.size());
+    defaults_.push_back(std::move(default_values));
+    const int64_t old_words = record_words_;
+    record_words_ = RecordWords(old_columns + 1);
+    for (Shard& shard : shards_) {
+      std::vector<std::unique_ptr<int64_t[]>> old_chunks =
+          std::move(shard.chunks);
+      shard.chunks.clear();
+      for (size_t c = 0; c < old_chunks.size(); ++c) {
+        shard.chunks.emplace_back(new int64_t[kChunkRecords * record_words_]);
+      }
+      shard.index.ForEach([&](K key, uint32_t idx) {
+        const int64_t* from = old_chunks[idx / kChunkRecords].get() +
+                              (idx % kChunkRecords) * old_words;
+        int64_t* to = RecordPtr(shard, idx);
+        std::memcpy(to, from, old_words * sizeof(int64_t));
+        FillColumn(RecordView(to, dim_), old_columns, key);
+      });
+    }
+    return old_columns;
+  }
+
+  int64_t size() const {
+    int64_t total = 0;
+    for (const Shard& shard : shards_) {
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      total += shard.index.size();
+    }
+    return total;
+  }
+
+  // Bytes held by indices and record chunks (excluding default matrices).
+  int64_t MemoryBytes() const {
+    int64_t total = 0;
+    for (const Shard& shard : shards_) {
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      total += shard.index.bytes() +
+               static_cast<int64_t>(shard.chunks.size()) * kChunkRecords *
+                   record_words_ * static_cast<int64_t>(sizeof(int64_t));
+    }
+    return total;
+  }
+
+  // Training lookup: writes column 0 of each key to out[i*dim]. Missing keys
+  // are inserted with their default rows. With `count_freq` every occurrence
+  // adds one to the key's frequency.
+  void LookupOrInsert(const K* keys, int64_t n, float* out, bool count_freq) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
+      Shard& shard = ShardFor(hash);
+      {
+        std::shared_lock<std::shared_mutex> lock(shard.mu);
+        const uint32_t idx = shard.index.Find(keys[i], hash);
+        if (idx != KeyIndex<K>::kEmpty) {
+          ReadHit(shard, idx, out + i * dim_, count_freq);
+          continue;
+        }
+      }
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      const uint32_t idx = FindOrInsertLocked(shard, keys[i], hash);
+      ReadHit(shard, idx, out + i * dim_, count_freq);
+    }
+  }
+
+  // Read-only lookup of `column`; a missing key reads that column's default
+  // row. Never inserts.
+  void Find(const K* keys, int64_t n, int column, float* out) const {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
+      const Shard& shard = ShardFor(hash);
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      CheckColumn(column);
+      const uint32_t idx = shard.index.Find(keys[i], hash);
+      const float* src =
+          idx == KeyIndex<K>::kEmpty
+              ? DefaultRow(column, keys[i])
+              : RecordView(RecordPtr(shard, idx), dim_).column(column);
+      std::memcpy(out + i * dim_, src, dim_ * sizeof(float));
+    }
+  }
+
+  // Frequency of each key (0 when absent).
+  void GetFrequency(const K* keys, int64_t n, int64_t* out) const {
+    ReadHeader(keys, n, out, 0, 0);
+  }
+
+  // Global step of each key's last update (-1 when absent or never updated).
+  void GetVersion(const K* keys, int64_t n, int64_t* out) const {
+    ReadHeader(keys, n, out, 1, -1);
+  }
+
+  // Calls fn(i, RecordView) for each keys[i] under its shard's exclusive
+  // lock, inserting missing keys first. When version >= 0 it becomes the
+  // record's version.
+  template <typename Fn>
+  void Update(const K* keys, int64_t n, int64_t version, Fn&& fn) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
+      Shard& shard = ShardFor(hash);
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      const uint32_t idx = FindOrInsertLocked(shard, keys[i], hash);
+      RecordView record(RecordPtr(shard, idx), dim_);
+      if (version >= 0) record.version() = version;
+      fn(i, record);
+    }
+  }
+
+  // Destination of an export, sized by the caller once the count is known.
+  struct ExportBuffers {
+    K* keys = nullptr;
+    int64_t* freqs = nullptr;     // may be null
+    int64_t* versions = nullptr;  // may be null
+    std::vector<float*> columns;  // one [n, dim] buffer per requested column
+  };
+
+  // Consistent snapshot of the table, ordered by Bucket(key).
+  // `bucket_offsets` (kNumBuckets + 1 entries) receives, for each bucket b,
+  // the first row of b; the last entry is the row count.
+  void Export(const std::vector<int>& columns,
+              const std::function<ExportBuffers(int64_t n)>& alloc,
+              int64_t* bucket_offsets) const {
+    AllLocks<std::shared_lock<std::shared_mutex>> lock(this);
+    for (int c : columns) CheckColumn(c);
+    std::vector<int64_t> start(kNumBuckets + 1, 0);
+    for (const Shard& shard : shards_) {
+      shard.index.ForEach(
+          [&](K key, uint32_t) { ++start[Bucket(key) + 1]; });
+    }
+    for (int64_t b = 0; b < kNumBuckets; ++b) start[b + 1] += start[b];
+    const int64_t n = start[kNumBuckets];
+    for (int64_t b = 0; b <= kNumBuckets; ++b) bucket_offsets[b] = start[b];
+    ExportBuffers out = alloc(n);
+    for (const Shard& shard : shards_) {
+      shard.index.ForEach([&](K key, uint32_t idx) {
+        const int64_t row = start[Bucket(key)]++;
+        int64_t* header = RecordPtr(shard, idx);
+        out.keys[row] = key;
+        if (out.freqs) out.freqs[row] = __atomic_load_n(header, __ATOMIC_RELAXED);
+        if (out.versions) out.versions[row] = header[1];
+        RecordView record(header, dim_);
+        for (size_t j = 0; j < columns.size(); ++j) {
+          std::memcpy(out.columns[j] + row * dim_, record.column(columns[j]),
+                      dim_ * sizeof(float));
+        }
+      });
+    }
+  }
+
+  // Writes `values` ([n, dim]) into `column` for each key, inserting missing
+  // keys with default rows. `freqs`/`versions` may be null (left unchanged
+  // for existing keys). With `drop_absent`, keys not in `keys` are removed,
+  // which makes a restore replace the table rather than merge into it. The
+  // operation is idempotent and order-independent between columns, so the
+  // value and slot restores of one checkpoint may run in any order.
+  void Import(const K* keys, int64_t n, int column, const float* values,
+              const int64_t* freqs, const int64_t* versions,
+              bool drop_absent) {
+    AllLocks<std::unique_lock<std::shared_mutex>> lock(this);
+    CheckColumn(column);
+    std::array<std::vector<bool>, kNumShards> touched;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
+      Shard& shard = ShardFor(hash);
+      const uint32_t idx = FindOrInsertLocked(shard, keys[i], hash);
+      int64_t* header = RecordPtr(shard, idx);
+      if (freqs) header[0] = freqs[i];
+      if (versions) header[1] = versions[i];
+      std::memcpy(RecordView(header, dim_).column(column), values + i * dim_,
+                  dim_ * sizeof(float));
+      if (drop_absent) {
+        std::vector<bool>& marks = touched[&shard - shards_.data()];
+        if (marks.size() <= idx) marks.resize(idx + 1, false);
+        marks[idx] = true;
+      }
+    }
+    if (!drop_absent) return;
+    for (int s = 0; s < kNumShards; ++s) {
+      std::vector<K> stale;
+      shards_[s].index.ForEach([&](K key, uint32_t idx) {
+        if (idx >= touched[s].size() || !touched[s][idx]) stale.push_back(key);
+      });
+      for (K key : stale) EraseLocked(shards_[s], key);
+    }
+  }
+
+  // Removes `keys` (absent keys are ignored). Returns how many were removed.
+  int64_t Erase(const K* keys, int64_t n) {
+    int64_t removed = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
+      Shard& shard = ShardFor(hash);
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      removed += EraseLocked(shard, keys[i]) ? 1 : 0;
+    }
+    return removed;
+  }
+
+ private:
+  struct Shard {
+    mutable std::shared_mutex mu;
+    KeyIndex<K> index;
+    std::vector<std::unique_ptr<int64_t[]>> chunks;
+    std::vector<uint32_t> free_records;
+    uint32_t next_record = 0;
+  };
+
+  // Holds every shard lock, taken in shard order to avoid deadlock.
+  template <typename Lock>
+  struct AllLocks {
+    explicit AllLocks(const EmbeddingTable* table) {
+      for (const Shard& shard : table->shards_) locks.emplace_back(shard.mu);
+    }
+    std::vector<Lock> locks;
+  };
+
+  void CheckDefaults(const std::vector<float>& values) const {
+    if (default_value_dim_ <= 0) {
+      throw std::invalid_argument("default_value_dim must be positive, got " +
+                                  std::to_string(default_value_dim_));
+    }
+    if (static_cast<int64_t>(values.size()) != default_value_dim_ * dim_) {
+      throw std::invalid_argument(
+          "default values hold " + std::to_string(values.size()) +
+          " floats, expected default_value_dim * dim = " +
+          std::to_string(default_value_dim_ * dim_));
+    }
+  }
+
+  void CheckColumn(int column) const {
+    if (column < 0 || column >= static_cast<int>(defaults_.size())) {
+      throw std::out_of_range("column " + std::to_string(column) +
+                              " out of range [0, " +
+                              std::to_string(defaults_.size()) + ")");
+    }
+  }
+
+  int64_t RecordWords(int columns) const {
+    // Header (2 words) + floats rounded up to whole 8-byte words.
+    return 2 + (columns * dim_ + 1) / 2;
+  }
+
+  Shard& ShardFor(uint64_t hash) { return shards_[hash >> (64 - kShardBits)]; }
+  const Shard& ShardFor(uint64_t hash) const {
+    return shards_[hash >> (64 - kShardBits)];
+  }
+
+  int64_t* RecordPtr(const Shard& shard, uint32_t idx) const {
+    return shard.chunks[idx / kChunkRecords].get() +
+           (idx % kChunkRecords) * record_words_;
+  }
+
+  const float* DefaultRow(int column, K key) const {
+    int64_t row = static_cast<int64_t>(key) % default_value_dim_;
+    if (row < 0) row += default_value_dim_;
+    return defaults_[column].data() + row * dim_;
+  }
+
+  void FillColumn(const RecordView& record, int column, K key) const {
+    std::memcpy(record.column(column), DefaultRow(column, key),
+                dim_ * sizeof(float));
+  }
+
+  void ReadHit(const Shard& shard, uint32_t idx, float* out,
+               bool count_freq) const {
+    int64_t* header = RecordPtr(shard, idx);
+    if (count_freq) __atomic_fetch_add(header, 1, __ATOMIC_RELAXED);
+    std::memcpy(out, RecordView(header, dim_).column(0), dim_ * sizeof(float));
+  }
+
+  void ReadHeader(const K* keys, int64_t n, int64_t* out, int word,
+                  int64_t absent) const {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
+      const Shard& shard = ShardFor(hash);
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      const uint32_t idx = shard.index.Find(keys[i], hash);
+      out[i] = idx == KeyIndex<K>::kEmpty
+                   ? absent
+                   : __atomic_load_n(RecordPtr(shard, idx) + word,
+                                     __ATOMIC_RELAXED);
+    }
+  }
+
+  // Requires the shard's exclusive lock.
+  uint32_t FindOrInsertLocked(Shard& shard, K key, uint64_t hash) {
+    uint32_t idx = shard.index.Find(key, hash);
+    if (idx != KeyIndex<K>::kEmpty) return idx;
+    if (!shard.free_records.empty()) {
+      idx = shard.free_records.back();
+      shard.free_records.pop_back();
+    } else {
+      if (shard.next_record == KeyIndex<K>::kEmpty) {
+        throw std::length_error("embedding table shard is full");
+      }
+      idx = shard.next_record++;
+      if (idx / kChunkRecords >= shard.chunks.size()) {
+        shard.chunks.emplace_back(new int64_t[kChunkRecords * record_words_]);
+      }
+    }
+    int64_t* header = RecordPtr(shard, idx);
+    header[0] = 0;
+    header[1] = -1;
+    RecordView record(header, dim_);
+    for (int c = 0; c < static_cast<int>(defaults_.size()); ++c) {
+      FillColumn(record, c, key);
+    }
+    shard.index.Insert(key, hash, idx);
+    return idx;
+  }
+
+  bool EraseLocked(Shard& shard, K key) {
+    const uint32_t idx =
+        shard.index.Erase(key, MixKey(static_cast<uint64_t>(key)));
+    if (idx == KeyIndex<K>::kEmpty) return false;
+    shard.free_records.push_back(idx);
+    return true;
+  }
+
+  const int64_t dim_;
+  const int64_t default_value_dim_;
+  // Guarded by all shard locks: written only while every lock is held
+  // exclusively, so holding any one shard lock makes them safe to read.
+  std::vector<std::vector<float>> defaults_;
+  int64_t record_words_;
+  std::array<Shard, kNumShards> shards_;
+};
+
+}  // namespace embedding
+}  // namespace deeprec
+
+#endif  // DEEPREC_EMBEDDING_EMBEDDING_TABLE_H_

@@ -1,0 +1,81 @@
+// The TensorFlow resource behind a KvVarHandleOp: one column of an engine
+// EmbeddingTable. A primary EmbeddingVariable owns column 0 of its table; an
+// optimizer slot shares the primary's table and owns another column, so one
+// key lookup reaches the value and every slot.
+#ifndef DEEPREC_OPS_EMBEDDING_VAR_H_
+#define DEEPREC_OPS_EMBEDDING_VAR_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "csrc/embedding/embedding_table.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/platform/mutex.h"
+
+namespace deeprec {
+
+template <typename K>
+class EmbeddingVar : public tensorflow::ResourceBase {
+ public:
+  using Table = embedding::EmbeddingTable<K>;
+
+  std::string DebugString() const override {
+    tensorflow::tf_shared_lock l(mu_);
+    return "EmbeddingVar(column " + std::to_string(column_) + ")";
+  }
+
+  int64_t MemoryUsed() const override {
+    std::shared_ptr<Table> table = this->table();
+    return table && column_ == 0 ? table->MemoryBytes() : 0;
+  }
+
+  void Attach(std::shared_ptr<Table> table, int column) {
+    tensorflow::mutex_lock l(mu_);
+    table_ = std::move(table);
+    column_ = column;
+  }
+
+  // The table this variable reads and writes, or null before initialization.
+  // Callers keep the returned pointer for the whole op, so a concurrent
+  // re-initialization never frees a table in use.
+  std::shared_ptr<Table> table() const {
+    tensorflow::tf_shared_lock l(mu_);
+    return table_;
+  }
+
+  int column() const {
+    tensorflow::tf_shared_lock l(mu_);
+    return column_;
+  }
+
+ private:
+  mutable tensorflow::mutex mu_;
+  std::shared_ptr<Table> table_;
+  int column_ = 0;
+};
+
+// Looks up the initialized EmbeddingVar behind input `index`; fails with
+// FailedPrecondition naming the variable when it has not been initialized.
+template <typename K>
+tensorflow::Status LookupEmbeddingVar(
+    tensorflow::OpKernelContext* ctx, int index,
+    tensorflow::core::RefCountPtr<EmbeddingVar<K>>* var,
+    std::shared_ptr<embedding::EmbeddingTable<K>>* table) {
+  const tensorflow::ResourceHandle& handle = HandleFromInput(ctx, index);
+  tensorflow::Status s = LookupResource(ctx, handle, var);
+  if (s.ok()) *table = (*var)->table();
+  if (!s.ok() || !*table) {
+    return tensorflow::errors::FailedPrecondition(
+        ctx->op_kernel().type_string(), ": EmbeddingVariable '",
+        handle.name(),
+        "' is not initialized; run its initializer (e.g. "
+        "tf.global_variables_initializer()) first.");
+  }
+  return tensorflow::OkStatus();
+}
+
+}  // namespace deeprec
+
+#endif  // DEEPREC_OPS_EMBEDDING_VAR_H_

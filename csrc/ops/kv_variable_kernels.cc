@@ -1,0 +1,333 @@
+// Kernels for EmbeddingVariable handles, initialization, lookups, statistics
+// and checkpoint export/import from tensors.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "csrc/embedding/embedding_table.h"
+#include "csrc/ops/embedding_var.h"
+#include "csrc/ops/kernel_util.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/tensor.h"
+
+namespace deeprec {
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpInputList;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::ResourceHandle;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::core::RefCountPtr;
+namespace errors = tensorflow::errors;
+
+template <typename K>
+using TablePtr = std::shared_ptr<embedding::EmbeddingTable<K>>;
+
+template <typename K>
+class InitializeKvVariableOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    const ResourceHandle& self = HandleFromInput(ctx, 0);
+    const ResourceHandle& primary = HandleFromInput(ctx, 1);
+    const Tensor& defaults = ctx->input(2);
+    OP_REQUIRES(ctx,
+                defaults.dims() == 2 && defaults.dim_size(0) > 0 &&
+                    defaults.dim_size(1) > 0,
+                errors::InvalidArgument(
+                    "InitializeKvVariableOp: default_value of EmbeddingVariable '",
+                    self.name(), "' must be a non-empty [default_value_dim, dim] "
+                    "matrix, got shape ", defaults.shape().DebugString()));
+    const int64_t rows = defaults.dim_size(0);
+    const int64_t dim = defaults.dim_size(1);
+    const float* data = defaults.flat<float>().data();
+    std::vector<float> values(data, data + rows * dim);
+
+    EmbeddingVar<K>* var = nullptr;
+    OP_REQUIRES_OK(ctx, tensorflow::LookupOrCreateResource<EmbeddingVar<K>>(
+                            ctx, self, &var, [](EmbeddingVar<K>** v) {
+                              *v = new EmbeddingVar<K>();
+                              return tensorflow::OkStatus();
+                            }));
+    tensorflow::core::ScopedUnref unref(var);
+
+    if (self.name() == primary.name() &&
+        self.container() == primary.container()) {
+      var->Attach(std::make_shared<embedding::EmbeddingTable<K>>(
+                      dim, rows, std::move(values)),
+                  0);
+      return;
+    }
+    RefCountPtr<EmbeddingVar<K>> primary_var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 1, &primary_var, &table));
+    // Re-running a slot initializer on the same table keeps its column.
+    if (var->table() == table) return;
+    OP_REQUIRES(ctx, table->dim() == dim && table->default_value_dim() == rows,
+                errors::InvalidArgument(
+                    "InitializeKvVariableOp: slot '", self.name(),
+                    "' has default_value shape [", rows, ", ", dim,
+                    "] but its primary '", primary.name(), "' has [",
+                    table->default_value_dim(), ", ", table->dim(), "]"));
+    var->Attach(table, table->AddColumn(std::move(values)));
+  }
+};
+
+template <typename K>
+class KvVarIsInitializedOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &out));
+    RefCountPtr<EmbeddingVar<K>> var;
+    const bool found =
+        LookupResource(ctx, HandleFromInput(ctx, 0), &var).ok();
+    out->scalar<bool>()() = found && var->table() != nullptr;
+  }
+};
+
+template <typename K>
+class KvVariableShapeOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({2}), &out));
+    out->vec<int64_t>()(0) = table->size();
+    out->vec<int64_t>()(1) = table->dim();
+  }
+};
+
+template <typename K>
+class KvResourceGatherOp : public OpKernel {
+ public:
+  explicit KvResourceGatherOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("is_inference", &is_inference_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    const Tensor& indices = ctx->input(1);
+    const int64_t dim = table->dim();
+    TensorShape shape = indices.shape();
+    shape.AddDim(dim);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &out));
+    const K* keys = indices.flat<K>().data();
+    float* dst = out->flat<float>().data();
+    const int column = var->column();
+    // Slots are read, never grown, through a lookup: only the primary's
+    // training lookups create keys.
+    const bool insert = !is_inference_ && column == 0;
+    ParallelRange(ctx, indices.NumElements(), 20 * dim,
+                  [&](int64_t begin, int64_t end) {
+                    if (insert) {
+                      table->LookupOrInsert(keys + begin, end - begin,
+                                            dst + begin * dim, true);
+                    } else {
+                      table->Find(keys + begin, end - begin, column,
+                                  dst + begin * dim);
+                    }
+                  });
+  }
+
+ private:
+  bool is_inference_ = false;
+};
+
+template <typename K, bool kVersion>
+class KvResourceLookupHeaderOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    const Tensor& indices = ctx->input(1);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, indices.shape(), &out));
+    const K* keys = indices.flat<K>().data();
+    int64_t* dst = out->flat<int64_t>().data();
+    if (kVersion) {
+      table->GetVersion(keys, indices.NumElements(), dst);
+    } else {
+      table->GetFrequency(keys, indices.NumElements(), dst);
+    }
+  }
+};
+
+template <typename K>
+class KvResourceExportOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    OpInputList slots;
+    OP_REQUIRES_OK(ctx, ctx->input_list("slots", &slots));
+    std::vector<int> columns = {var->column()};
+    std::vector<RefCountPtr<EmbeddingVar<K>>> slot_vars(slots.size());
+    for (int i = 0; i < slots.size(); ++i) {
+      TablePtr<K> slot_table;
+      OP_REQUIRES_OK(
+          ctx, LookupEmbeddingVar<K>(ctx, 1 + i, &slot_vars[i], &slot_table));
+      OP_REQUIRES(ctx, slot_table == table,
+                  errors::InvalidArgument(
+                      "KvResourceExport: slot '",
+                      HandleFromInput(ctx, 1 + i).name(),
+                      "' is not a slot of EmbeddingVariable '",
+                      HandleFromInput(ctx, 0).name(), "'"));
+      columns.push_back(slot_vars[i]->column());
+    }
+    const int64_t dim = table->dim();
+    std::vector<int64_t> offsets(embedding::kNumBuckets + 1);
+    // The row count is known only under the table's locks, so outputs are
+    // allocated from inside Export; a failed allocation aborts it by throwing.
+    tensorflow::Status status;
+    auto output = [&](int index, const TensorShape& shape) -> Tensor* {
+      Tensor* t = nullptr;
+      status = ctx->allocate_output(index, shape, &t);
+      if (!status.ok()) throw std::runtime_error(status.ToString());
+      return t;
+    };
+    auto alloc = [&](int64_t n) {
+      typename embedding::EmbeddingTable<K>::ExportBuffers buffers;
+      buffers.keys = output(0, TensorShape({n}))->template flat<K>().data();
+      buffers.columns.push_back(
+          output(1, TensorShape({n, dim}))->template flat<float>().data());
+      buffers.freqs = output(2, TensorShape({n}))->template flat<int64_t>().data();
+      buffers.versions = output(3, TensorShape({n}))->template flat<int64_t>().data();
+      for (int i = 0; i < slots.size(); ++i) {
+        buffers.columns.push_back(
+            output(5 + i, TensorShape({n, dim}))->template flat<float>().data());
+      }
+      return buffers;
+    };
+    try {
+      table->Export(columns, alloc, offsets.data());
+    } catch (const std::exception& e) {
+      OP_REQUIRES_OK(ctx, status);
+      OP_REQUIRES_OK(ctx, EngineError(ctx, e));
+    }
+    Tensor* offset_out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            4, TensorShape({embedding::kNumBuckets + 1}),
+                            &offset_out));
+    auto offset_vec = offset_out->vec<int32_t>();
+    for (int64_t b = 0; b <= embedding::kNumBuckets; ++b) {
+      offset_vec(b) = static_cast<int32_t>(offsets[b]);
+    }
+  }
+};
+
+template <typename K>
+class KvResourceImportOp : public OpKernel {
+ public:
+  explicit KvResourceImportOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("drop_absent", &drop_absent_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("tensor_name", &tensor_name_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    const Tensor& keys = ctx->input(1);
+    const Tensor& values = ctx->input(2);
+    const Tensor& freqs = ctx->input(3);
+    const Tensor& versions = ctx->input(4);
+    const std::string& name = HandleFromInput(ctx, 0).name();
+    const int64_t n = keys.NumElements();
+    OP_REQUIRES(ctx, values.dims() == 2 && values.dim_size(1) == table->dim(),
+                errors::InvalidArgument(
+                    "KvResourceImport: checkpoint tensor '", tensor_name_,
+                    "' has shape ", values.shape().DebugString(),
+                    " (embedding dim ",
+                    values.dims() == 2 ? values.dim_size(1) : -1,
+                    ") but EmbeddingVariable '", name, "' has embedding dim ",
+                    table->dim()));
+    OP_REQUIRES(ctx, keys.dims() == 1 && values.dim_size(0) == n,
+                errors::InvalidArgument(
+                    "KvResourceImport: '", tensor_name_, "' has ",
+                    values.dim_size(0), " rows but its keys tensor has shape ",
+                    keys.shape().DebugString()));
+    for (const Tensor* t : {&freqs, &versions}) {
+      OP_REQUIRES(ctx, t->NumElements() == 0 || t->NumElements() == n,
+                  errors::InvalidArgument(
+                      "KvResourceImport: '", tensor_name_,
+                      "' freqs/versions must be empty or have ", n,
+                      " entries, got ", t->NumElements()));
+    }
+    try {
+      table->Import(keys.flat<K>().data(), n, var->column(),
+                    values.flat<float>().data(),
+                    freqs.NumElements() ? freqs.flat<int64_t>().data() : nullptr,
+                    versions.NumElements() ? versions.flat<int64_t>().data()
+                                           : nullptr,
+                    drop_absent_);
+    } catch (const std::exception& e) {
+      ctx->SetStatus(EngineError(ctx, e));
+    }
+  }
+
+ private:
+  bool drop_absent_ = false;
+  std::string tensor_name_;
+};
+
+#define REGISTER_KV_KERNELS(K)                                                \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvVarHandleOp").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"),    \
+      tensorflow::ResourceHandleOp<EmbeddingVar<K>>);                         \
+  REGISTER_KERNEL_BUILDER(Name("InitializeKvVariableOp")                      \
+                              .Device(DEVICE_CPU)                             \
+                              .TypeConstraint<K>("Tkeys"),                    \
+                          InitializeKvVariableOp<K>);                         \
+  REGISTER_KERNEL_BUILDER(Name("KvVarIsInitializedOp")                        \
+                              .Device(DEVICE_CPU)                             \
+                              .TypeConstraint<K>("Tkeys"),                    \
+                          KvVarIsInitializedOp<K>);                           \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvVariableShape").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"),  \
+      KvVariableShapeOp<K>);                                                  \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvResourceGather").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"), \
+      KvResourceGatherOp<K>);                                                 \
+  REGISTER_KERNEL_BUILDER(Name("KvResourceLookupFrequency")                   \
+                              .Device(DEVICE_CPU)                             \
+                              .TypeConstraint<K>("Tkeys"),                    \
+                          KvResourceLookupHeaderOp<K, false>);                \
+  REGISTER_KERNEL_BUILDER(Name("KvResourceLookupVersion")                     \
+                              .Device(DEVICE_CPU)                             \
+                              .TypeConstraint<K>("Tkeys"),                    \
+                          KvResourceLookupHeaderOp<K, true>);                 \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvResourceExport").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"), \
+      KvResourceExportOp<K>);                                                 \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvResourceImport").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"), \
+      KvResourceImportOp<K>);
+
+REGISTER_KV_KERNELS(int64_t);
+REGISTER_KV_KERNELS(int32_t);
+#undef REGISTER_KV_KERNELS
+
+}  // namespace
+}  // namespace deeprec

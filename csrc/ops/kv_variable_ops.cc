@@ -1,0 +1,210 @@
+// Op registrations for EmbeddingVariables: handle, initialization, lookup,
+// statistics, and checkpoint export/import. Kernels live in *_kernels.cc.
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace deeprec {
+namespace {
+
+using tensorflow::Status;
+using tensorflow::shape_inference::DimensionHandle;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+// The embedding dim recorded on the handle by KvVarHandleOp, or unknown.
+DimensionHandle HandleDim(InferenceContext* c, int input) {
+  const auto* data = c->input_handle_shapes_and_types(input);
+  if (data == nullptr || data->empty()) return c->UnknownDim();
+  ShapeHandle shape = (*data)[0].shape;
+  if (!c->RankKnown(shape) || c->Rank(shape) < 1) return c->UnknownDim();
+  return c->Dim(shape, -1);
+}
+
+Status ScalarResourceInput(InferenceContext* c, int input) {
+  ShapeHandle unused;
+  return c->WithRank(c->input(input), 0, &unused);
+}
+
+}  // namespace
+
+REGISTER_OP("KvVarHandleOp")
+    .Output("resource: resource")
+    .Attr("container: string = ''")
+    .Attr("shared_name: string = ''")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("shape: shape")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Scalar());
+      tensorflow::PartialTensorShape shape;
+      TF_RETURN_IF_ERROR(c->GetAttr("shape", &shape));
+      tensorflow::DataType dtype;
+      TF_RETURN_IF_ERROR(c->GetAttr("dtype", &dtype));
+      ShapeHandle s;
+      TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shape, &s));
+      c->set_output_handle_shapes_and_types(
+          0, std::vector<tensorflow::shape_inference::ShapeAndType>{{s, dtype}});
+      return tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Creates a handle to an EmbeddingVariable: a hash table from ids of type
+Tkeys to embeddings of `shape` = [embedding_dim]. The table itself is created
+by InitializeKvVariableOp.
+)doc");
+
+REGISTER_OP("InitializeKvVariableOp")
+    .Input("resource: resource")
+    .Input("primary: resource")
+    .Input("default_value: dtype")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      TF_RETURN_IF_ERROR(ScalarResourceInput(c, 0));
+      TF_RETURN_IF_ERROR(ScalarResourceInput(c, 1));
+      ShapeHandle value;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &value));
+      DimensionHandle unused;
+      return c->Merge(c->Dim(value, 1), HandleDim(c, 0), &unused);
+    })
+    .Doc(R"doc(
+Initializes an EmbeddingVariable. When `resource` and `primary` name the same
+variable, a new empty table is created whose new keys take row
+floormod(key, default_value_dim) of `default_value` [default_value_dim, dim].
+Otherwise `resource` is an optimizer slot: it becomes a new column of the
+primary's table with `default_value` as that column's default rows.
+)doc");
+
+REGISTER_OP("KvVarIsInitializedOp")
+    .Input("resource: resource")
+    .Output("is_initialized: bool")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .SetShapeFn(tensorflow::shape_inference::ScalarShape)
+    .Doc("Whether the EmbeddingVariable behind `resource` is initialized.");
+
+REGISTER_OP("KvVariableShape")
+    .Input("resource: resource")
+    .Output("shape: int64")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Vector(2));
+      return tensorflow::OkStatus();
+    })
+    .Doc("[number of keys, embedding dim] of an EmbeddingVariable.");
+
+REGISTER_OP("KvResourceGather")
+    .Input("resource: resource")
+    .Input("indices: Tkeys")
+    .Output("output: dtype")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("is_inference: bool = false")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle out;
+      TF_RETURN_IF_ERROR(
+          c->Concatenate(c->input(1), c->Vector(HandleDim(c, 0)), &out));
+      c->set_output(0, out);
+      return tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gathers the embeddings of `indices`; output shape is indices.shape + [dim].
+In training (`is_inference` false) missing keys are inserted with their
+default rows and every occurrence counts toward the key's frequency. In
+inference nothing is inserted and missing keys read their default rows.
+)doc");
+
+REGISTER_OP("KvResourceLookupFrequency")
+    .Input("resource: resource")
+    .Input("indices: Tkeys")
+    .Output("frequency: int64")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      return tensorflow::OkStatus();
+    })
+    .Doc("Lookup counts of `indices` (0 for absent keys).");
+
+REGISTER_OP("KvResourceLookupVersion")
+    .Input("resource: resource")
+    .Input("indices: Tkeys")
+    .Output("version: int64")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      return tensorflow::OkStatus();
+    })
+    .Doc("Global step of the last update of `indices` (-1 if never updated).");
+
+REGISTER_OP("KvResourceExport")
+    .Input("resource: resource")
+    .Input("slots: N * resource")
+    .Output("keys: Tkeys")
+    .Output("values: dtype")
+    .Output("freqs: int64")
+    .Output("versions: int64")
+    .Output("partition_offset: int32")
+    .Output("slot_values: N * dtype")
+    .Attr("N: int >= 0")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .SetShapeFn([](InferenceContext* c) {
+      DimensionHandle rows = c->UnknownDim();
+      ShapeHandle matrix = c->Matrix(rows, HandleDim(c, 0));
+      c->set_output(0, c->Vector(rows));
+      c->set_output(1, matrix);
+      c->set_output(2, c->Vector(rows));
+      c->set_output(3, c->Vector(rows));
+      c->set_output(4, c->Vector(1001));
+      for (int i = 5; i < c->num_outputs(); ++i) c->set_output(i, matrix);
+      return tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Exports one consistent snapshot of an EmbeddingVariable and the given slots
+(which must share its table), rows grouped by floormod(key, 1000);
+partition_offset[b] is the first row of group b and partition_offset[1000]
+the row count.
+)doc");
+
+REGISTER_OP("KvResourceImport")
+    .Input("resource: resource")
+    .Input("keys: Tkeys")
+    .Input("values: dtype")
+    .Input("freqs: int64")
+    .Input("versions: int64")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("drop_absent: bool = false")
+    .Attr("tensor_name: string = ''")
+    .SetIsStateful()
+    .Doc(R"doc(
+Writes `values` [n, dim] for `keys` into the variable's column, inserting
+missing keys. `freqs` and `versions` are either empty (left unchanged) or have
+n entries. With `drop_absent` keys not in `keys` are removed. `tensor_name`
+names the checkpoint tensor in error messages.
+)doc");
+
+REGISTER_OP("KvResourceImportFromCheckpoint")
+    .Input("prefix: string")
+    .Input("resource: resource")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("root: string")
+    .Attr("suffix: string = ''")
+    .Attr("partition_id: int >= 0 = 0")
+    .Attr("partition_num: int >= 1 = 1")
+    .Attr("drop_absent: bool = false")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      return c->WithRank(c->input(0), 0, &unused);
+    })
+    .Doc(R"doc(
+Restores an EmbeddingVariable column from the checkpoint at `prefix`, whatever
+the number of shards it was saved with: reads `<root><suffix>-*` or every
+`<root>/part_<i><suffix>-*` tensor group and keeps the keys k with
+floormod(k, 1000) % partition_num == partition_id.
+)doc");
+
+}  // namespace deeprec

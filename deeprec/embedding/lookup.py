@@ -1,0 +1,197 @@
+"""Embedding lookups over EmbeddingVariables.
+
+Registered with TensorFlow's type-based dispatch for `tf.nn.embedding_lookup`,
+`embedding_lookup_sparse` and `safe_embedding_lookup_sparse` (v1 and v2), so
+every path to those functions (`tf.nn.*`, `tensorflow.python.ops.embedding_ops`,
+feature columns) accepts an EmbeddingVariable, a PartitionedEmbeddingVariable
+or a list of EmbeddingVariable shards. Semantics follow TensorFlow's: the same
+combiners, weights, `max_norm` clipping, `default_id` filling and pruning of
+ids < 0. `partition_strategy` is ignored: shards always split ids by
+`(id mod 1000) mod num_shards`.
+"""
+
+import typing
+from typing import List
+
+from tensorflow.python.framework import dtypes
+from tensorflow.python.framework import indexed_slices
+from tensorflow.python.framework import ops
+from tensorflow.python.framework import tensor as tensor_lib
+from tensorflow.python.framework import sparse_tensor
+from tensorflow.python.ops import array_ops
+from tensorflow.python.ops import array_ops_stack
+from tensorflow.python.ops import clip_ops
+from tensorflow.python.ops import data_flow_ops
+from tensorflow.python.ops import embedding_ops
+from tensorflow.python.ops import math_ops
+from tensorflow.python.ops import sparse_ops
+from tensorflow.python.util import dispatch
+
+from deeprec.embedding.partitioned import PartitionedEmbeddingVariable, shard_ids
+from deeprec.embedding.variable import EmbeddingVariable
+
+EVParams = typing.Union[EmbeddingVariable, PartitionedEmbeddingVariable,
+                        typing.List[EmbeddingVariable]]
+
+
+def _shards(params) -> List[EmbeddingVariable]:
+    shards = list(params) if not isinstance(params, EmbeddingVariable) else [params]
+    if not shards or not all(isinstance(s, EmbeddingVariable) for s in shards):
+        raise TypeError(f"expected EmbeddingVariable shards, got {params!r}")
+    dims = {s.embedding_dim for s in shards}
+    if len(dims) != 1:
+        raise ValueError(f"EmbeddingVariable shards have different dims {sorted(dims)}")
+    return shards
+
+
+def _lookup(shards: List[EmbeddingVariable], ids, max_norm=None) -> tensor_lib.Tensor:
+    ids = shards[0]._check_ids(ids)
+    if len(shards) == 1:
+        with ops.colocate_with(shards[0].handle):
+            result = shards[0].sparse_read(ids)
+    else:
+        n = len(shards)
+        flat = array_ops.reshape(ids, [-1])
+        assignment = shard_ids(flat, n)
+        pieces = data_flow_ops.dynamic_partition(flat, assignment, n)
+        positions = data_flow_ops.dynamic_partition(
+            math_ops.range(array_ops.size(flat)), assignment, n)
+        parts = []
+        for shard, piece in zip(shards, pieces):
+            with ops.colocate_with(shard.handle):
+                parts.append(shard.sparse_read(piece))
+        stitched = data_flow_ops.dynamic_stitch(positions, parts)
+        result = array_ops.reshape(
+            stitched, array_ops.concat([array_ops.shape(ids), [shards[0].embedding_dim]], 0))
+        result.set_shape(ids.shape.concatenate([shards[0].embedding_dim]))
+    if max_norm is not None:
+        result = clip_ops.clip_by_norm(result, max_norm, axes=[-1])
+    return result
+
+
+def _combine(embeddings, segment_ids, weights, combiner, num_segments):
+    """Combines per-id embeddings into per-row results like TensorFlow does."""
+    if combiner not in ("sum", "mean", "sqrtn"):
+        raise ValueError(f"combiner must be one of 'mean', 'sqrtn' or 'sum', got {combiner!r}")
+    if weights is None:
+        weights = array_ops.ones_like(segment_ids, dtype=embeddings.dtype)
+        weighted = embeddings
+    else:
+        weights = math_ops.cast(weights, embeddings.dtype)
+        weighted = embeddings * array_ops.expand_dims(weights, -1)
+    total = math_ops.unsorted_segment_sum(weighted, segment_ids, num_segments)
+    if combiner == "sum":
+        return total
+    if combiner == "mean":
+        norm = math_ops.unsorted_segment_sum(weights, segment_ids, num_segments)
+    else:
+        norm = math_ops.sqrt(math_ops.unsorted_segment_sum(
+            weights * weights, segment_ids, num_segments))
+    return math_ops.div_no_nan(total, array_ops.expand_dims(norm, -1))
+
+
+def _sparse_lookup(shards, sp_ids, sp_weights, combiner, max_norm, num_segments):
+    segment_ids = math_ops.cast(sp_ids.indices[:, 0], dtypes.int32)
+    if num_segments is None:
+        num_segments = math_ops.maximum(math_ops.reduce_max(segment_ids) + 1, 0)
+    embeddings = _lookup(shards, sp_ids.values, max_norm)
+    weights = None if sp_weights is None else sp_weights.values
+    return _combine(embeddings, segment_ids, weights, combiner, num_segments)
+
+
+@dispatch.dispatch_for_api(embedding_ops.embedding_lookup, {"params": EVParams})
+def embedding_lookup(params, ids, partition_strategy="mod", name=None,
+                     validate_indices=True, max_norm=None):
+    """Embeddings of `ids` (shape ids.shape + [dim]) from EmbeddingVariables."""
+    del partition_strategy, validate_indices
+    shards = _shards(params)
+    with ops.name_scope(name, "embedding_lookup"):
+        return _lookup(shards, ids, max_norm)
+
+
+@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_v2, {"params": EVParams})
+def embedding_lookup_v2(params, ids, max_norm=None, name=None):
+    return embedding_lookup(params, ids, name=name, max_norm=max_norm)
+
+
+@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse, {"params": EVParams})
+def embedding_lookup_sparse(params, sp_ids, sp_weights, partition_strategy="mod",
+                            name=None, combiner=None, max_norm=None,
+                            allow_fast_lookup=False):
+    """Combines the embeddings of each row of `sp_ids` (rows by indices[:, 0])."""
+    del partition_strategy, allow_fast_lookup
+    shards = _shards(params)
+    with ops.name_scope(name, "embedding_lookup_sparse"):
+        return _sparse_lookup(shards, sp_ids, sp_weights, combiner or "mean",
+                              max_norm, None)
+
+
+@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse_v2,
+                           {"params": EVParams})
+def embedding_lookup_sparse_v2(params, sp_ids, sp_weights, combiner=None,
+                               max_norm=None, name=None, allow_fast_lookup=False):
+    return embedding_lookup_sparse(params, sp_ids, sp_weights, name=name,
+                                   combiner=combiner, max_norm=max_norm)
+
+
+@dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse,
+                           {"embedding_weights": EVParams})
+def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=None,
+                                 combiner="mean", default_id=None, name=None,
+                                 partition_strategy="div", max_norm=None,
+                                 allow_fast_lookup=False):
+    """Like TensorFlow's: prunes ids < 0 (and weights <= 0 unless combiner is
+    "sum"), gives empty rows `default_id`'s embedding or zeros, and accepts ids
+    of any rank >= 2 (the last dimension is combined).
+
+    Unlike TensorFlow, empty rows without `default_id` look nothing up, so
+    they never create an id in the variable.
+    """
+    del partition_strategy, allow_fast_lookup
+    shards = _shards(embedding_weights)
+    with ops.name_scope(name, "embedding_lookup"):
+        original_shape = sparse_ids.dense_shape
+        rank = array_ops.size(original_shape)
+        rows = math_ops.reduce_prod(array_ops.slice(original_shape, [0], [rank - 1]))
+        sparse_ids = sparse_ops.sparse_reshape(
+            sparse_ids, array_ops_stack.stack([rows, original_shape[rank - 1]]))
+        if sparse_weights is not None:
+            sparse_weights = sparse_tensor.SparseTensor(
+                sparse_ids.indices, sparse_weights.values, sparse_ids.dense_shape)
+        keep = math_ops.greater_equal(sparse_ids.values, 0)
+        if combiner != "sum" and sparse_weights is not None:
+            keep = math_ops.logical_and(keep, math_ops.greater(sparse_weights.values, 0))
+        sparse_ids = sparse_ops.sparse_retain(sparse_ids, keep)
+        if sparse_weights is not None:
+            sparse_weights = sparse_ops.sparse_retain(sparse_weights, keep)
+        if default_id is not None:
+            sparse_ids, _ = sparse_ops.sparse_fill_empty_rows(sparse_ids, default_id)
+            if sparse_weights is not None:
+                sparse_weights, _ = sparse_ops.sparse_fill_empty_rows(sparse_weights, 1.0)
+        result = _sparse_lookup(shards, sparse_ids, sparse_weights, combiner,
+                                max_norm, math_ops.cast(rows, dtypes.int32))
+        out_shape = array_ops.concat(
+            [array_ops.slice(original_shape, [0], [rank - 1]),
+             [shards[0].embedding_dim]], 0)
+        return array_ops.reshape(result, math_ops.cast(out_shape, dtypes.int32))
+
+
+@dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse_v2,
+                           {"embedding_weights": EVParams})
+def safe_embedding_lookup_sparse_v2(embedding_weights, sparse_ids, sparse_weights=None,
+                                    combiner="mean", default_id=None, max_norm=None,
+                                    name=None, allow_fast_lookup=False):
+    return safe_embedding_lookup_sparse(
+        embedding_weights, sparse_ids, sparse_weights, combiner=combiner,
+        default_id=default_id, name=name, max_norm=max_norm)
+
+
+@ops.RegisterGradient("KvResourceGather")
+def _kv_resource_gather_grad(op: ops.Operation, grad: tensor_lib.Tensor):
+    """The gradient w.r.t. the handle: IndexedSlices keyed by the raw ids."""
+    dim = op.outputs[0].shape[-1]
+    dim = dim if dim is not None else array_ops.shape(grad)[-1]
+    values = array_ops.reshape(grad, array_ops_stack.stack([-1, dim]))
+    ids = array_ops.reshape(op.inputs[1], [-1])
+    return [indexed_slices.IndexedSlices(values, ids), None]
+

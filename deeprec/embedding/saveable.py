@@ -1,0 +1,92 @@
+"""Checkpointing of EmbeddingVariables through TensorFlow's Saver protocol.
+
+A primary variable `N` saves `N-keys`, `N-values`, `N-freqs`, `N-versions`
+and `N-partition_offset` (int32[1001]: rows grouped by key mod 1000); an
+optimizer slot `N/Opt` saves `N/Opt-keys`, `N/Opt-values` and
+`N/Opt-partition_offset`. All come from one export op, so values and slots
+are a consistent snapshot. Any stock `tf.train.Saver` (and so Scaffold,
+MonitoredTrainingSession, Estimator and SavedModel) saves and restores them
+with the same shard count. `EmbeddingVariableSaverBuilder`, the default of
+`deeprec.train.Saver`, additionally restores into a different shard count.
+"""
+
+from tensorflow.python.framework import ops
+from tensorflow.python.framework import tensor as tensor_lib
+from tensorflow.python.ops import array_ops
+from tensorflow.python.ops import control_flow_ops
+from tensorflow.python.training import saver as saver_lib
+from tensorflow.python.training.saving import saveable_object
+
+from deeprec._native import ops as kv_ops
+from deeprec.embedding import variable as ev_lib
+
+
+class EmbeddingVariableSaveable(saveable_object.SaveableObject):
+    """The SaveableObject of one EmbeddingVariable or slot."""
+
+    def __init__(self, var: "ev_lib.EmbeddingVariable"):
+        self.var = var
+        name = var.op.name
+        snapshot = var._snapshot()
+        column = var._column_index()
+        specs = [saveable_object.SaveSpec(snapshot.keys, "", name + ev_lib.KEYS)]
+        if column == 0:
+            specs += [
+                saveable_object.SaveSpec(snapshot.values, "", name + ev_lib.VALUES),
+                saveable_object.SaveSpec(snapshot.freqs, "", name + ev_lib.FREQS),
+                saveable_object.SaveSpec(snapshot.versions, "", name + ev_lib.VERSIONS),
+            ]
+        else:
+            specs.append(saveable_object.SaveSpec(
+                snapshot.slot_values[column - 1], "", name + ev_lib.VALUES))
+        specs.append(saveable_object.SaveSpec(
+            snapshot.partition_offset, "", name + ev_lib.OFFSETS))
+        super().__init__(var, specs, name)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.var.primary is None
+
+    def restore(self, restored_tensors, restored_shapes):
+        """Restores from this variable's own tensors (same shard count)."""
+        del restored_shapes
+        keys, values = restored_tensors[0], restored_tensors[1]
+        if self.is_primary:
+            freqs, versions = restored_tensors[2], restored_tensors[3]
+        else:
+            freqs = versions = array_ops.zeros([0], "int64")
+        with ops.colocate_with(self.var.handle):
+            return kv_ops.kv_resource_import(
+                self.var.handle, keys, values, freqs, versions,
+                drop_absent=self.is_primary, tensor_name=self.name + ev_lib.VALUES)
+
+    def restore_from_checkpoint(self, prefix: tensor_lib.Tensor) -> ops.Operation:
+        """Restores from the checkpoint at `prefix`, whatever its shard count."""
+        primary = self.var._root()
+        root, index, count = primary._partition
+        suffix = self.var.op.name[len(primary.op.name):]
+        with ops.colocate_with(self.var.handle):
+            return kv_ops.kv_resource_import_from_checkpoint(
+                prefix, self.var.handle, Tkeys=self.var.key_dtype, root=root,
+                suffix=suffix, partition_id=index, partition_num=count,
+                drop_absent=self.is_primary)
+
+
+class EmbeddingVariableSaverBuilder(saver_lib.BulkSaverBuilder):
+    """A SaverBuilder whose restore re-shards EmbeddingVariables.
+
+    EmbeddingVariables read their rows straight from the checkpoint, keeping
+    the ids routed to their shard, so a checkpoint saved with n shards
+    restores into m shards. Other variables restore as usual.
+    """
+
+    def _AddRestoreOps(self, filename_tensor, saveables, restore_sequentially,
+                       reshape, preferred_shard=-1, name="restore_all"):
+        ev_saveables = [s for s in saveables if isinstance(s, EmbeddingVariableSaveable)]
+        others = [s for s in saveables if not isinstance(s, EmbeddingVariableSaveable)]
+        restore_ops = [s.restore_from_checkpoint(filename_tensor) for s in ev_saveables]
+        if others:
+            restore_ops.append(super()._AddRestoreOps(
+                filename_tensor, others, restore_sequentially, reshape,
+                preferred_shard=preferred_shard, name=name + "_dense"))
+        return control_flow_ops.group(*restore_ops, name=name)

@@ -1,0 +1,20 @@
+"""`deeprec.train`: `tf.compat.v1.train` with EmbeddingVariable-aware pieces.
+
+Optimizers, `Saver` and `MonitoredTrainingSession` are deeprec's; every other
+name forwards to `tf.compat.v1.train`.
+"""
+
+import tensorflow as _tf
+
+from deeprec.train.optimizers import (AdagradOptimizer, AdamOptimizer,
+                                      FtrlOptimizer, GradientDescentOptimizer,
+                                      MomentumOptimizer)
+from deeprec.train.saver import MonitoredTrainingSession, Saver
+
+_STOCK = _tf.compat.v1.train
+globals().update({k: getattr(_STOCK, k) for k in dir(_STOCK)
+                  if not k.startswith("_") and k not in globals()})
+
+
+def __getattr__(name):
+    return getattr(_STOCK, name)
