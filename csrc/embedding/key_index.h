@@ -47,7 +47,9 @@ class KeyIndex {
 
   // Inserts key -> idx. The key must be absent.
   void Insert(K key, uint64_t hash, uint32_t idx) {
-    if ((size_ + 1) * 4 > capacity_ * 3) Rehash(capacity_ * 2);
+    if ((static_cast<uint64_t>(size_) + 1) * 4 > capacity_ * 3) {
+      Rehash(capacity_ * 2);
+    }
     uint64_t pos = hash & mask_;
     while (index_[pos] != kEmpty) pos = (pos + 1) & mask_;
     keys_[pos] = key;

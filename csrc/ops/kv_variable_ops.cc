@@ -101,6 +101,8 @@ REGISTER_OP("KvResourceGather")
     .Attr("Tkeys: {int64, int32} = DT_INT64")
     .Attr("dtype: {float} = DT_FLOAT")
     .Attr("is_inference: bool = false")
+    // Training lookups insert keys and count frequencies: never fold or merge.
+    .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle out;
       TF_RETURN_IF_ERROR(

@@ -224,6 +224,15 @@ class EmbeddingVariable(variables.Variable):
 
     read_value = value
 
+    def to_proto(self, export_scope=None):
+        """EmbeddingVariables are not stored in MetaGraphDef variable lists.
+
+        A `VariableDef` would be re-imported as a dense variable; the
+        KvVarHandleOp nodes in the graph identify EmbeddingVariables instead.
+        """
+        del export_scope
+        return None
+
     def __repr__(self) -> str:
         return (f"<EmbeddingVariable '{self.op.name}' embedding_dim="
                 f"{self._embedding_dim} key_dtype={self._key_dtype.name}>")
@@ -262,6 +271,8 @@ class EmbeddingVariable(variables.Variable):
 
     # --- internals ----------------------------------------------------------
     def _check_ids(self, ids) -> tensor_lib.Tensor:
+        if not isinstance(ids, tensor_lib.Tensor):
+            ids = ops.convert_to_tensor(ids, dtype=self._key_dtype)
         ids = ops.convert_to_tensor(ids)
         if ids.dtype != self._key_dtype:
             raise TypeError(

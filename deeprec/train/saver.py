@@ -1,9 +1,11 @@
 """`tf.train.Saver` and `MonitoredTrainingSession` that re-shard EmbeddingVariables."""
 
 import inspect
+import os
 
 from tensorflow.core.protobuf import saver_pb2
 from tensorflow.python.framework import ops
+from tensorflow.python.platform import gfile
 from tensorflow.python.training import monitored_session
 from tensorflow.python.training import saver as saver_lib
 
@@ -28,6 +30,16 @@ class Saver(saver_lib.Saver):
             write_version = kwargs.get("write_version", saver_pb2.SaverDef.V2)
             kwargs["builder"] = EmbeddingVariableSaverBuilder(write_version)
         super().__init__(*args, **kwargs)
+
+    def save(self, sess, save_path, *args, **kwargs):
+        """Like `tf.train.Saver.save`, creating the parent directory if needed.
+
+        DeepRec's scripts (e.g. user guide §3.21) save into fresh directories.
+        """
+        parent = os.path.dirname(save_path)
+        if parent:
+            gfile.MakeDirs(parent)
+        return super().save(sess, save_path, *args, **kwargs)
 
 
 _MTS_SIGNATURE = inspect.signature(monitored_session.MonitoredTrainingSession)
