@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
+#include <functional>
 
 #include "csrc/embedding/embedding_table.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -31,10 +33,24 @@ class EmbeddingVar : public tensorflow::ResourceBase {
     return table && column_ == 0 ? table->MemoryBytes() : 0;
   }
 
-  void Attach(std::shared_ptr<Table> table, int column) {
+  // Makes this variable the primary (column 0) of a new table from `make`,
+  // unless `if_uninitialized` and it already has a table. Atomic, so that
+  // concurrent restores of a variable and its slots create one table.
+  void InitPrimary(const std::function<std::shared_ptr<Table>()>& make,
+                   bool if_uninitialized) {
     tensorflow::mutex_lock l(mu_);
+    if (if_uninitialized && table_) return;
+    table_ = make();
+    column_ = 0;
+  }
+
+  // Makes this variable an optimizer-slot column of `table`, adding the
+  // column with `defaults` unless it is already attached to that table.
+  void AttachSlot(std::shared_ptr<Table> table, std::vector<float> defaults) {
+    tensorflow::mutex_lock l(mu_);
+    if (table_ == table) return;
+    column_ = table->AddColumn(std::move(defaults));
     table_ = std::move(table);
-    column_ = column;
   }
 
   // The table this variable reads and writes, or null before initialization.

@@ -31,7 +31,9 @@ using TablePtr = std::shared_ptr<embedding::EmbeddingTable<K>>;
 template <typename K>
 class InitializeKvVariableOp : public OpKernel {
  public:
-  using OpKernel::OpKernel;
+  explicit InitializeKvVariableOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("if_uninitialized", &if_uninitialized_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const ResourceHandle& self = HandleFromInput(ctx, 0);
@@ -59,24 +61,29 @@ class InitializeKvVariableOp : public OpKernel {
 
     if (self.name() == primary.name() &&
         self.container() == primary.container()) {
-      var->Attach(std::make_shared<embedding::EmbeddingTable<K>>(
-                      dim, rows, std::move(values)),
-                  0);
+      var->InitPrimary(
+          [&] {
+            return std::make_shared<embedding::EmbeddingTable<K>>(
+                dim, rows, std::move(values));
+          },
+          if_uninitialized_);
       return;
     }
     RefCountPtr<EmbeddingVar<K>> primary_var;
     TablePtr<K> table;
     OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 1, &primary_var, &table));
-    // Re-running a slot initializer on the same table keeps its column.
-    if (var->table() == table) return;
     OP_REQUIRES(ctx, table->dim() == dim && table->default_value_dim() == rows,
                 errors::InvalidArgument(
                     "InitializeKvVariableOp: slot '", self.name(),
                     "' has default_value shape [", rows, ", ", dim,
                     "] but its primary '", primary.name(), "' has [",
                     table->default_value_dim(), ", ", table->dim(), "]"));
-    var->Attach(table, table->AddColumn(std::move(values)));
+    // A slot re-initialized on the same table keeps its column.
+    var->AttachSlot(table, std::move(values));
   }
+
+ private:
+  bool if_uninitialized_ = false;
 };
 
 template <typename K>

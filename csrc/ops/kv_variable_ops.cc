@@ -60,6 +60,7 @@ REGISTER_OP("InitializeKvVariableOp")
     .Input("default_value: dtype")
     .Attr("Tkeys: {int64, int32} = DT_INT64")
     .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("if_uninitialized: bool = false")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(ScalarResourceInput(c, 0));
@@ -74,7 +75,9 @@ Initializes an EmbeddingVariable. When `resource` and `primary` name the same
 variable, a new empty table is created whose new keys take row
 floormod(key, default_value_dim) of `default_value` [default_value_dim, dim].
 Otherwise `resource` is an optimizer slot: it becomes a new column of the
-primary's table with `default_value` as that column's default rows.
+primary's table with `default_value` as that column's default rows. With
+`if_uninitialized`, an already initialized variable is left unchanged (used by
+restores, which may run instead of the initializers).
 )doc");
 
 REGISTER_OP("KvVarIsInitializedOp")

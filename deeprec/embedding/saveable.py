@@ -47,6 +47,24 @@ class EmbeddingVariableSaveable(saveable_object.SaveableObject):
     def is_primary(self) -> bool:
         return self.var.primary is None
 
+    def _ensure_initialized(self):
+        """Initializes the variable (and its primary) unless already done.
+
+        Restores may run instead of the initializers (MonitoredTrainingSession
+        restores without initializing), and an import needs the table.
+        """
+        primary = self.var._root()
+        with ops.name_scope(self.var.op.name + "/"):
+            ensure = [kv_ops.initialize_kv_variable_op(
+                primary.handle, primary.handle, primary.initial_value,
+                if_uninitialized=True, name="InitializeIfNeeded")]
+            if self.var is not primary:
+                with ops.control_dependencies(ensure):
+                    ensure = [kv_ops.initialize_kv_variable_op(
+                        self.var.handle, primary.handle, self.var.initial_value,
+                        if_uninitialized=True, name="InitializeSlotIfNeeded")]
+        return ensure
+
     def restore(self, restored_tensors, restored_shapes):
         """Restores from this variable's own tensors (same shard count)."""
         del restored_shapes
@@ -55,7 +73,8 @@ class EmbeddingVariableSaveable(saveable_object.SaveableObject):
             freqs, versions = restored_tensors[2], restored_tensors[3]
         else:
             freqs = versions = array_ops.zeros([0], "int64")
-        with ops.colocate_with(self.var.handle):
+        with ops.colocate_with(self.var.handle), \
+                ops.control_dependencies(self._ensure_initialized()):
             return kv_ops.kv_resource_import(
                 self.var.handle, keys, values, freqs, versions,
                 drop_absent=self.is_primary, tensor_name=self.name + ev_lib.VALUES)
@@ -65,7 +84,8 @@ class EmbeddingVariableSaveable(saveable_object.SaveableObject):
         primary = self.var._root()
         root, index, count = primary._partition
         suffix = self.var.op.name[len(primary.op.name):]
-        with ops.colocate_with(self.var.handle):
+        with ops.colocate_with(self.var.handle), \
+                ops.control_dependencies(self._ensure_initialized()):
             return kv_ops.kv_resource_import_from_checkpoint(
                 prefix, self.var.handle, Tkeys=self.var.key_dtype, root=root,
                 suffix=suffix, partition_id=index, partition_num=count,

@@ -1,0 +1,192 @@
+"""EmbeddingVariable checkpoints: DeepRec's tensor names, re-sharding, stock savers."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as stock_tf
+
+import deeprec as tf
+from deeprec.python.framework import meta_graph
+
+DIM = 3
+BATCHES = [[1, 5, 5, 1002, -7, 3000000001], [5, 8, 13, 1002, 2002], [-7, 8, 999, 1999, 42]]
+
+
+def _build(num_shards, dim=DIM):
+    """An EV trained with Adagrad: returns (var, optimizer, ids placeholder, train op)."""
+    ids = tf.placeholder(tf.int64, [None])
+    partitioner = tf.fixed_size_partitioner(num_shards) if num_shards else None
+    var = tf.get_embedding_variable(
+        "emb", dim, partitioner=partitioner,
+        initializer=tf.random_uniform_initializer(-1, 1, seed=7),
+        ev_option=tf.EmbeddingVariableOption(
+            init_option=tf.InitializerOption(default_value_dim=64)))
+    emb = tf.nn.embedding_lookup(var, ids)
+    opt = tf.train.AdagradOptimizer(0.1)
+    step = tf.train.get_or_create_global_step()
+    train_op = opt.minimize(tf.reduce_sum(emb * emb), global_step=step)
+    return var, opt, ids, train_op
+
+
+def _contents(sess, var, opt):
+    """{key: (value, freq, version, accumulator)} over all shards."""
+    shards = list(var) if isinstance(var, tf.PartitionedEmbeddingVariable) else [var]
+    out = {}
+    for shard in shards:
+        keys, values, versions, freqs = sess.run(shard.export())
+        s_keys, s_values, _, _ = sess.run(opt.get_slot(shard, "accumulator").export())
+        np.testing.assert_array_equal(keys, s_keys)
+        for i, k in enumerate(keys):
+            out[int(k)] = (values[i].tolist(), int(freqs[i]), int(versions[i]),
+                           s_values[i].tolist())
+    return out
+
+
+def _train_and_save(tmp_path, num_shards, saver_cls=None):
+    var, opt, ids, train_op = _build(num_shards)
+    saver = (saver_cls or tf.train.Saver)()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for batch in BATCHES:
+            sess.run(train_op, {ids: batch})
+        path = saver.save(sess, str(tmp_path / "ckpt" / "model"))
+        return path, _contents(sess, var, opt)
+
+
+SHARDS = [None, 1, 2, 4]
+
+
+@pytest.mark.parametrize("save_shards", SHARDS)
+@pytest.mark.parametrize("restore_shards", SHARDS)
+def test_restore_into_any_shard_count(tmp_path, save_shards, restore_shards):
+    path, saved = _train_and_save(tmp_path, save_shards)
+    tf.reset_default_graph()
+    var, opt, ids, train_op = _build(restore_shards)
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train_op, {ids: [123456, 5]})  # state that the restore replaces
+        saver.restore(sess, path)
+        assert _contents(sess, var, opt) == saved
+        assert sess.run(tf.train.get_global_step()) == len(BATCHES)
+    assert len(saved) == 11
+
+
+def test_tensor_names_and_partition_offsets(tmp_path):
+    path, saved = _train_and_save(tmp_path, 2)
+    names = dict(tf.train.list_variables(path))
+    for part in ("emb/part_0", "emb/part_1"):
+        for suffix in ("-keys", "-values", "-freqs", "-versions", "-partition_offset",
+                       "/Adagrad-keys", "/Adagrad-values", "/Adagrad-partition_offset"):
+            assert part + suffix in names
+        keys = tf.train.load_variable(path, part + "-keys")
+        offsets = tf.train.load_variable(path, part + "-partition_offset")
+        assert offsets.shape == (1001,) and offsets.dtype == np.int32
+        assert offsets[0] == 0 and offsets[-1] == len(keys)
+        for bucket in range(1000):
+            group = keys[offsets[bucket]:offsets[bucket + 1]]
+            assert all(k % 1000 == bucket for k in group)
+        # Shard i holds exactly the keys with (k mod 1000) mod 2 == i.
+        assert all((k % 1000) % 2 == int(part[-1]) for k in keys)
+        values = tf.train.load_variable(path, part + "-values")
+        freqs = tf.train.load_variable(path, part + "-freqs")
+        for k, v, f in zip(keys, values, freqs):
+            np.testing.assert_array_equal(v, np.float32(saved[int(k)][0]))
+            assert f == saved[int(k)][1]
+
+
+def test_user_guide_export_format_example(tmp_path):
+    """§3.21: save, then find EVs by op type KvVarHandleOp and read them back."""
+    a = tf.get_embedding_variable("a", embedding_dim=4)
+    b = tf.get_embedding_variable("b", embedding_dim=8,
+                                  partitioner=tf.fixed_size_partitioner(4))
+    emb_a = tf.nn.embedding_lookup(a, tf.constant([0, 1, 2, 3, 4], dtype=tf.int64))
+    emb_b = tf.nn.embedding_lookup(b, tf.constant([5, 6, 7, 8, 9], dtype=tf.int64))
+    emb = tf.concat([emb_a, emb_b], axis=1)
+    train_op = tf.train.AdagradOptimizer(0.1).minimize(tf.reduce_sum(emb))
+    saver = tf.train.Saver()
+    ckpt_dir = str(tmp_path / "ckpt_test" / "ckpt")
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run([emb, train_op])
+        saver.save(sess, ckpt_dir + "/model")
+        trained = {v.op.name: sess.run(v.export()) for v in [a] + list(b)}
+
+    graph = meta_graph.read_meta_graph_file(ckpt_dir + "/model.meta")
+    ev_nodes = [n.name for n in graph.graph_def.node if n.op == "KvVarHandleOp"]
+    assert ev_nodes == ["a", "b/part_0", "b/part_1", "b/part_2", "b/part_3",
+                        "a/Adagrad", "b/part_0/Adagrad", "b/part_1/Adagrad",
+                        "b/part_2/Adagrad", "b/part_3/Adagrad"]
+    expected_keys = {"a": [0, 1, 2, 3, 4], "b/part_0": [8], "b/part_1": [5, 9],
+                     "b/part_2": [6], "b/part_3": [7]}
+    for name, keys in expected_keys.items():
+        np.testing.assert_array_equal(tf.train.load_variable(ckpt_dir, name + "-keys"), keys)
+        np.testing.assert_array_equal(tf.train.load_variable(ckpt_dir, name + "-values"),
+                                      trained[name][1])
+        np.testing.assert_array_equal(tf.train.load_variable(ckpt_dir, name + "-freqs"),
+                                      np.ones(len(keys)))
+        np.testing.assert_array_equal(
+            tf.train.load_variable(ckpt_dir, name + "-versions"), -np.ones(len(keys)))
+
+
+def test_stock_saver_round_trip_same_layout(tmp_path):
+    path, saved = _train_and_save(tmp_path, 2, saver_cls=stock_tf.compat.v1.train.Saver)
+    tf.reset_default_graph()
+    var, opt, ids, train_op = _build(2)
+    saver = stock_tf.compat.v1.train.Saver()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train_op, {ids: [77]})
+        saver.restore(sess, path)
+        assert _contents(sess, var, opt) == saved
+
+
+def test_stock_saver_cannot_reshard_and_says_which_tensor(tmp_path):
+    path, _ = _train_and_save(tmp_path, 2)
+    tf.reset_default_graph()
+    _build(4)
+    saver = stock_tf.compat.v1.train.Saver()
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.NotFoundError, match="emb/part_2"):
+            saver.restore(sess, path)
+
+
+def test_monitored_training_session_saves_and_restores(tmp_path):
+    ckpt_dir = str(tmp_path / "mts")
+    var, opt, ids, train_op = _build(2)
+    with tf.train.MonitoredTrainingSession(checkpoint_dir=ckpt_dir,
+                                           save_checkpoint_steps=len(BATCHES),
+                                           save_summaries_steps=None) as sess:
+        for batch in BATCHES:
+            sess.run(train_op, {ids: batch})
+        raw = sess._tf_sess()  # pylint: disable=protected-access
+        saved = _contents(raw, var, opt)
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("-3")
+
+    tf.reset_default_graph()
+    var, opt, ids, train_op = _build(4)
+    with tf.train.MonitoredTrainingSession(checkpoint_dir=ckpt_dir,
+                                           save_checkpoint_steps=None,
+                                           save_summaries_steps=None) as sess:
+        raw = sess._tf_sess()  # pylint: disable=protected-access
+        assert raw.run(tf.train.get_global_step()) == len(BATCHES)
+        assert _contents(raw, var, opt) == saved
+
+
+@pytest.mark.parametrize("saver_cls", [tf.train.Saver, stock_tf.compat.v1.train.Saver])
+def test_restore_with_other_embedding_dim_names_tensor_and_dims(tmp_path, saver_cls):
+    path, _ = _train_and_save(tmp_path, None, saver_cls=saver_cls)
+    tf.reset_default_graph()
+    _build(None, dim=DIM + 2)
+    saver = saver_cls()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        with pytest.raises(tf.errors.InvalidArgumentError) as err:
+            saver.restore(sess, path)
+    message = str(err.value)
+    # The value or the slot restore may fail first; either names its tensor.
+    assert re.search(r"'emb(/Adagrad)?-values'", message)
+    assert f"dim {DIM}" in message and f"dim {DIM + 2}" in message
+    assert os.path.exists(path + ".index")
