@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (the main job) and `make test`.
+# Both create .venv with tensorflow-cpu==2.15.1 and build deeprec on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SOURCES := $(shell find csrc deeprec -name '*.cc' -o -name '*.h') setup.py pyproject.toml
+
+.PHONY: demo test test-cxx test-python clean
+
+$(VENV)/.installed: $(SOURCES)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), \
+		"deeprec needs Python 3.11 (tensorflow-cpu 2.15.1); set PYTHON=python3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" "pytest>=7" setuptools wheel
+	$(PY) -m pip install -q --no-build-isolation -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/ev_quickstart.py
+
+test: test-cxx test-python
+
+test-cxx:
+	bash csrc/embedding/tests/run_sanitized.sh
+
+test-python: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build deeprec/_ops*.so deeprec/_build_info.py *.egg-info
