@@ -15,30 +15,34 @@ from deeprec._tf_check import check_tensorflow as _check_tensorflow
 
 _check_tensorflow()
 
-from deeprec._module_tree import install as _install_module_tree  # noqa: E402
+from deeprec._module_tree import install as _install_module_tree
 
 _install_module_tree()
 
-import tensorflow as _tf  # noqa: E402
-from tensorflow.python.util import deprecation as _deprecation  # noqa: E402
+import tensorflow as _tf
+from tensorflow.python.util import deprecation as _deprecation
 
 with _deprecation.silence():
     _tf.compat.v1.disable_v2_behavior()
 
-from tensorflow.compat.v1 import *  # noqa: E402,F401,F403
+from tensorflow.compat.v1 import *
 
 # The star import copies tf.compat.v1's __path__; deeprec's own submodules
 # must still be found in this package.
 __path__ = __spec__.submodule_search_locations
 
-import importlib as _importlib  # noqa: E402
+import importlib as _importlib
 
 # The star import bound TF's `nn` and `train`; replace them with deeprec's.
 nn = _importlib.import_module("deeprec.nn")
 train = _importlib.import_module("deeprec.train")
-from deeprec.embedding import (EmbeddingVariable, EmbeddingVariableOption,  # noqa: E402,F401
-                               InitializerOption, PartitionedEmbeddingVariable,
-                               get_embedding_variable)
+from deeprec.embedding import (
+    EmbeddingVariable,
+    EmbeddingVariableOption,
+    InitializerOption,
+    PartitionedEmbeddingVariable,
+    get_embedding_variable,
+)
 
 
 def __getattr__(name):

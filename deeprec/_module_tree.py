@@ -19,8 +19,8 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Optional, Sequence
 
 __all__ = ["install"]
 
@@ -92,9 +92,9 @@ class _MirrorFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self,
         fullname: str,
-        path: Optional[Sequence[str]] = None,
-        target: Optional[ModuleType] = None,
-    ) -> Optional[importlib.machinery.ModuleSpec]:
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         """Finds the spec for a mirrored name.
 
         Args:
@@ -144,7 +144,7 @@ def _is_within(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r + os.sep) for r in roots)
 
 
-def _spec_locations(module: Optional[ModuleType]) -> list[str]:
+def _spec_locations(module: ModuleType | None) -> list[str]:
     spec = getattr(module, "__spec__", None)
     return list(getattr(spec, "submodule_search_locations", None) or [])
 

@@ -11,7 +11,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _load():
-    if _build_info.TF_VERSION != tf.__version__:
+    if tf.__version__ != _build_info.TF_VERSION:
         raise ImportError(
             f"deeprec's op library was built against TensorFlow "
             f"{_build_info.TF_VERSION} but TensorFlow {tf.__version__} is "

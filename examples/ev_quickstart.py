@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import deeprec as tf  # noqa: E402
+import deeprec as tf
 
 tf.logging.set_verbosity(tf.logging.ERROR)
 

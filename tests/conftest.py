@@ -4,9 +4,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
-import deeprec as tf  # noqa: E402
+import deeprec as tf
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 import tensorflow as stock_tf
+from deeprec.python.framework import meta_graph
 
 import deeprec as tf
-from deeprec.python.framework import meta_graph
 
 DIM = 3
 BATCHES = [[1, 5, 5, 1002, -7, 3000000001], [5, 8, 13, 1002, 2002], [-7, 8, 999, 1999, 42]]
@@ -148,9 +148,8 @@ def test_stock_saver_cannot_reshard_and_says_which_tensor(tmp_path):
     tf.reset_default_graph()
     _build(4)
     saver = stock_tf.compat.v1.train.Saver()
-    with tf.Session() as sess:
-        with pytest.raises(tf.errors.NotFoundError, match="emb/part_2"):
-            saver.restore(sess, path)
+    with tf.Session() as sess, pytest.raises(tf.errors.NotFoundError, match="emb/part_2"):
+        saver.restore(sess, path)
 
 
 def test_monitored_training_session_saves_and_restores(tmp_path):

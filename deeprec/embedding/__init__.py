@@ -1,6 +1,6 @@
 """EmbeddingVariable: DeepRec's dynamic-shape embedding table (user guide §3.1)."""
 
-from deeprec.embedding import lookup as _lookup  # noqa: F401  (dispatch targets)
+from deeprec.embedding import lookup as _lookup
 from deeprec.embedding.get_variable import get_embedding_variable
 from deeprec.embedding.options import EmbeddingVariableOption, InitializerOption
 from deeprec.embedding.partitioned import PartitionedEmbeddingVariable

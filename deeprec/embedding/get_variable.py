@@ -1,9 +1,9 @@
 """`get_embedding_variable`: EmbeddingVariables under `tf.variable_scope` rules."""
 
-from typing import Any, Callable, List, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
-from tensorflow.python.framework import dtypes
-from tensorflow.python.framework import tensor_shape
+from tensorflow.python.framework import dtypes, tensor_shape
 from tensorflow.python.ops import variable_scope as vs
 
 from deeprec.embedding.options import EmbeddingVariableOption
@@ -19,20 +19,20 @@ def get_embedding_variable(
         name: str,
         embedding_dim: int,
         key_dtype: dtypes.DType = dtypes.int64,
-        value_dtype: Optional[dtypes.DType] = None,
+        value_dtype: dtypes.DType | None = None,
         initializer: Any = None,
         regularizer: Any = None,
         trainable: bool = True,
-        collections: Optional[List[str]] = None,
+        collections: list[str] | None = None,
         caching_device: Any = None,
-        partitioner: Optional[Callable] = None,
+        partitioner: Callable | None = None,
         validate_shape: bool = True,
-        custom_getter: Optional[Callable] = None,
+        custom_getter: Callable | None = None,
         constraint: Any = None,
-        steps_to_live: Optional[int] = None,
+        steps_to_live: int | None = None,
         init_data_source: Any = None,
-        ev_option: Optional[EmbeddingVariableOption] = None,
-) -> Union[EmbeddingVariable, PartitionedEmbeddingVariable]:
+        ev_option: EmbeddingVariableOption | None = None,
+) -> EmbeddingVariable | PartitionedEmbeddingVariable:
     """Gets an existing EmbeddingVariable or creates a new one.
 
     Follows `tf.get_variable`: the name is prefixed by the current variable
@@ -140,7 +140,7 @@ def _true_getter(name: str, embedding_dim: int, key_dtype, value_dtype,
     return var
 
 
-def _num_shards(name, partitioner, embedding_dim, value_dtype) -> Optional[int]:
+def _num_shards(name, partitioner, embedding_dim, value_dtype) -> int | None:
     if partitioner is None:
         return None
     shape = tensor_shape.TensorShape([_NOMINAL_ROWS, embedding_dim])

@@ -11,30 +11,28 @@ ids < 0. `partition_strategy` is ignored: shards always split ids by
 """
 
 import typing
-from typing import List
 
-from tensorflow.python.framework import dtypes
-from tensorflow.python.framework import indexed_slices
-from tensorflow.python.framework import ops
+from tensorflow.python.framework import dtypes, indexed_slices, ops, sparse_tensor
 from tensorflow.python.framework import tensor as tensor_lib
-from tensorflow.python.framework import sparse_tensor
-from tensorflow.python.ops import array_ops
-from tensorflow.python.ops import array_ops_stack
-from tensorflow.python.ops import clip_ops
-from tensorflow.python.ops import data_flow_ops
-from tensorflow.python.ops import embedding_ops
-from tensorflow.python.ops import math_ops
-from tensorflow.python.ops import sparse_ops
+from tensorflow.python.ops import (
+    array_ops,
+    array_ops_stack,
+    clip_ops,
+    data_flow_ops,
+    embedding_ops,
+    math_ops,
+    sparse_ops,
+)
 from tensorflow.python.util import dispatch
 
 from deeprec.embedding.partitioned import PartitionedEmbeddingVariable, shard_ids
 from deeprec.embedding.variable import EmbeddingVariable
 
 EVParams = typing.Union[EmbeddingVariable, PartitionedEmbeddingVariable,
-                        typing.List[EmbeddingVariable]]
+                        list[EmbeddingVariable]]
 
 
-def _shards(params) -> List[EmbeddingVariable]:
+def _shards(params) -> list[EmbeddingVariable]:
     shards = list(params) if not isinstance(params, EmbeddingVariable) else [params]
     if not shards or not all(isinstance(s, EmbeddingVariable) for s in shards):
         raise TypeError(f"expected EmbeddingVariable shards, got {params!r}")
@@ -44,7 +42,7 @@ def _shards(params) -> List[EmbeddingVariable]:
     return shards
 
 
-def _lookup(shards: List[EmbeddingVariable], ids, max_norm=None) -> tensor_lib.Tensor:
+def _lookup(shards: list[EmbeddingVariable], ids, max_norm=None) -> tensor_lib.Tensor:
     ids = shards[0]._check_ids(ids)
     if len(shards) == 1:
         with ops.colocate_with(shards[0].handle):
@@ -57,7 +55,7 @@ def _lookup(shards: List[EmbeddingVariable], ids, max_norm=None) -> tensor_lib.T
         positions = data_flow_ops.dynamic_partition(
             math_ops.range(array_ops.size(flat)), assignment, n)
         parts = []
-        for shard, piece in zip(shards, pieces):
+        for shard, piece in zip(shards, pieces, strict=True):
             with ops.colocate_with(shard.handle):
                 parts.append(shard.sparse_read(piece))
         stitched = data_flow_ops.dynamic_stitch(positions, parts)
@@ -150,6 +148,9 @@ def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=N
     del partition_strategy, allow_fast_lookup
     shards = _shards(embedding_weights)
     with ops.name_scope(name, "embedding_lookup"):
+        # Checked before the pruning ops, which would reject e.g. string ids
+        # with a message that does not name the variable.
+        shards[0]._check_ids(sparse_ids.values)
         original_shape = sparse_ids.dense_shape
         rank = array_ops.size(original_shape)
         rows = math_ops.reduce_prod(array_ops.slice(original_shape, [0], [rank - 1]))

@@ -1,6 +1,7 @@
 """Configuration objects of EmbeddingVariables (user guide §3.1.4)."""
 
-from typing import Any, Optional
+import numbers
+from typing import Any
 
 
 class InitializerOption:
@@ -28,13 +29,14 @@ class InitializerOption:
 
     def __init__(self, initializer: Any = None, default_value_dim: int = 4096,
                  default_value_no_permission: float = 0.0):
-        if isinstance(default_value_dim, bool) or not isinstance(default_value_dim, int) \
+        if isinstance(default_value_dim, bool) \
+                or not isinstance(default_value_dim, numbers.Integral) \
                 or default_value_dim <= 0:
             raise ValueError(
                 "InitializerOption: default_value_dim must be a positive int, "
                 f"got {default_value_dim!r}")
         self.initializer = initializer
-        self.default_value_dim = default_value_dim
+        self.default_value_dim = int(default_value_dim)
         self.default_value_no_permission = float(default_value_no_permission)
 
 
@@ -56,10 +58,10 @@ class EmbeddingVariableOption:
     """
 
     def __init__(self, ht_type: str = "", ht_partition_num: int = 1000,
-                 evict_option: Optional[Any] = None, ckpt: Optional[Any] = None,
-                 filter_option: Optional[Any] = None,
-                 storage_option: Optional[Any] = None,
-                 init_option: Optional[InitializerOption] = None):
+                 evict_option: Any | None = None, ckpt: Any | None = None,
+                 filter_option: Any | None = None,
+                 storage_option: Any | None = None,
+                 init_option: InitializerOption | None = None):
         for field, value in (("evict_option", evict_option),
                              ("filter_option", filter_option),
                              ("ckpt", ckpt), ("storage_option", storage_option)):

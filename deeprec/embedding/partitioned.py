@@ -1,12 +1,9 @@
 """A partitioned EmbeddingVariable: shards that split the ids by `key mod 1000`."""
 
-from typing import Iterator, List
+from collections.abc import Iterator
 
-from tensorflow.python.framework import ops
 from tensorflow.python.framework import tensor as tensor_lib
-from tensorflow.python.ops import array_ops
-from tensorflow.python.ops import array_ops_stack
-from tensorflow.python.ops import math_ops
+from tensorflow.python.ops import array_ops_stack, math_ops
 from tensorflow.python.util import dispatch
 
 from deeprec.embedding.variable import EmbeddingVariable
@@ -38,7 +35,7 @@ class PartitionedEmbeddingVariable:
       ['pev_doc/part_0', 'pev_doc/part_1']
     """
 
-    def __init__(self, name: str, parts: List[EmbeddingVariable]):
+    def __init__(self, name: str, parts: list[EmbeddingVariable]):
         self._name = name
         self._parts = list(parts)
 
@@ -72,7 +69,7 @@ class PartitionedEmbeddingVariable:
     def __getitem__(self, index: int) -> EmbeddingVariable:
         return self._parts[index]
 
-    def _get_variable_list(self) -> List[EmbeddingVariable]:
+    def _get_variable_list(self) -> list[EmbeddingVariable]:
         return list(self._parts)
 
     def total_count(self) -> tensor_lib.Tensor:

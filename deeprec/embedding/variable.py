@@ -1,15 +1,11 @@
 """EmbeddingVariable: a dynamic-shape embedding table keyed by raw ids."""
 
-from typing import Any, List, Optional, Tuple
+import numbers
+from typing import Any, Optional
 
-from tensorflow.python.framework import dtypes
-from tensorflow.python.framework import ops
+from tensorflow.python.framework import dtypes, ops, tensor_conversion_registry, tensor_shape
 from tensorflow.python.framework import tensor as tensor_lib
-from tensorflow.python.framework import tensor_conversion_registry
-from tensorflow.python.framework import tensor_shape
-from tensorflow.python.ops import array_ops
-from tensorflow.python.ops import init_ops
-from tensorflow.python.ops import variables
+from tensorflow.python.ops import array_ops, init_ops, variables
 from tensorflow.python.util import dispatch
 
 from deeprec._native import ops as kv_ops
@@ -71,9 +67,9 @@ class EmbeddingVariable(variables.Variable):
                  initializer: Any = None, default_value_dim: int = 4096,
                  default_value_no_permission: float = 0.0,
                  trainable: bool = True,
-                 collections: Optional[List[str]] = None,
+                 collections: list[str] | None = None,
                  primary: Optional["EmbeddingVariable"] = None,
-                 partition: Optional[Tuple[str, int, int]] = None):
+                 partition: tuple[str, int, int] | None = None):
         """Creates the variable's ops in the default graph.
 
         Args:
@@ -98,16 +94,17 @@ class EmbeddingVariable(variables.Variable):
         if value_dtype != dtypes.float32:
             raise ValueError(f"EmbeddingVariable '{name}': value_dtype must be "
                              f"float32, got {value_dtype.name}")
-        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) \
-                or embedding_dim <= 0:
+        if isinstance(embedding_dim, bool) \
+                or not isinstance(embedding_dim, numbers.Integral) or embedding_dim <= 0:
             raise ValueError(f"EmbeddingVariable '{name}': embedding_dim must be a "
                              f"positive int, got {embedding_dim!r}")
+        embedding_dim = int(embedding_dim)
         self._embedding_dim = embedding_dim
         self._key_dtype = key_dtype
         self._dtype = value_dtype
         self._trainable = trainable
         self._primary = primary
-        self._slots: List[EmbeddingVariable] = []
+        self._slots: list[EmbeddingVariable] = []
         self._export_cache = {}
         self._default_value_dim = default_value_dim
         self.default_value_no_permission = default_value_no_permission
@@ -238,7 +235,7 @@ class EmbeddingVariable(variables.Variable):
                 f"{self._embedding_dim} key_dtype={self._key_dtype.name}>")
 
     # --- DeepRec's EmbeddingVariable API -----------------------------------
-    def is_initialized(self, name: Optional[str] = None) -> tensor_lib.Tensor:
+    def is_initialized(self, name: str | None = None) -> tensor_lib.Tensor:
         """Scalar bool tensor: whether the table has been initialized."""
         return kv_ops.kv_var_is_initialized_op(self._handle, Tkeys=self._key_dtype,
                                                name=name)
@@ -247,7 +244,7 @@ class EmbeddingVariable(variables.Variable):
         """int64 tensor `[number of keys, embedding_dim]`."""
         return kv_ops.kv_variable_shape(self._handle, Tkeys=self._key_dtype)
 
-    def sparse_read(self, indices, name: Optional[str] = None) -> tensor_lib.Tensor:
+    def sparse_read(self, indices, name: str | None = None) -> tensor_lib.Tensor:
         """Embeddings of `indices` (shape indices.shape + [embedding_dim])."""
         indices = self._check_ids(indices)
         return kv_ops.kv_resource_gather(self._handle, indices, name=name)
@@ -260,7 +257,7 @@ class EmbeddingVariable(variables.Variable):
         """Global step of each id's last update (-1 if absent or never updated)."""
         return kv_ops.kv_resource_lookup_version(self._handle, self._check_ids(ids))
 
-    def export(self) -> Tuple[tensor_lib.Tensor, tensor_lib.Tensor, tensor_lib.Tensor, tensor_lib.Tensor]:
+    def export(self) -> tuple[tensor_lib.Tensor, ...]:
         """Returns tensors `(keys, values, versions, freqs)` of one snapshot."""
         snapshot = self._snapshot()
         column = self._column_index()
@@ -295,7 +292,8 @@ class EmbeddingVariable(variables.Variable):
         if key not in root._export_cache:
             with ops.name_scope(root.op.name + "/"), ops.colocate_with(root.handle):
                 root._export_cache[key] = kv_ops.kv_resource_export(
-                    root.handle, [s.handle for s in root._slots], name="Export")
+                    root.handle, [s.handle for s in root._slots],
+                    Tkeys=root.key_dtype, name="Export")
         return root._export_cache[key]
 
     def _gather_saveables_for_checkpoint(self):

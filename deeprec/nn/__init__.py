@@ -6,7 +6,7 @@ targets for EmbeddingVariable arguments (see deeprec/embedding/lookup.py).
 
 import tensorflow as _tf
 
-import deeprec.embedding.lookup  # noqa: F401  (registers the dispatch targets)
+import deeprec.embedding.lookup
 
 _STOCK = _tf.compat.v1.nn
 globals().update({k: getattr(_STOCK, k) for k in dir(_STOCK) if not k.startswith("_")})

@@ -6,9 +6,13 @@ name forwards to `tf.compat.v1.train`.
 
 import tensorflow as _tf
 
-from deeprec.train.optimizers import (AdagradOptimizer, AdamOptimizer,
-                                      FtrlOptimizer, GradientDescentOptimizer,
-                                      MomentumOptimizer)
+from deeprec.train.optimizers import (
+    AdagradOptimizer,
+    AdamOptimizer,
+    FtrlOptimizer,
+    GradientDescentOptimizer,
+    MomentumOptimizer,
+)
 from deeprec.train.saver import MonitoredTrainingSession, Saver
 
 _STOCK = _tf.compat.v1.train

@@ -7,18 +7,18 @@ sparse gradients (duplicate ids summed first, as TensorFlow does) are applied
 by one native kernel that also records the global step as each id's version.
 """
 
-from tensorflow.python.framework import constant_op
-from tensorflow.python.framework import dtypes
-from tensorflow.python.framework import ops
+from tensorflow.python.framework import constant_op, dtypes, ops
 from tensorflow.python.framework import tensor as tensor_lib
 from tensorflow.python.ops import math_ops
-from tensorflow.python.training import adagrad
-from tensorflow.python.training import adam
-from tensorflow.python.training import ftrl
-from tensorflow.python.training import gradient_descent
-from tensorflow.python.training import momentum
+from tensorflow.python.training import (
+    adagrad,
+    adam,
+    ftrl,
+    gradient_descent,
+    momentum,
+    training_util,
+)
 from tensorflow.python.training import optimizer as optimizer_lib
-from tensorflow.python.training import training_util
 
 from deeprec._native import ops as kv_ops
 from deeprec.embedding.variable import EmbeddingVariable
