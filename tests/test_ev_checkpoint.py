@@ -92,7 +92,7 @@ def test_tensor_names_and_partition_offsets(tmp_path):
         assert all((k % 1000) % 2 == int(part[-1]) for k in keys)
         values = tf.train.load_variable(path, part + "-values")
         freqs = tf.train.load_variable(path, part + "-freqs")
-        for k, v, f in zip(keys, values, freqs):
+        for k, v, f in zip(keys, values, freqs, strict=True):
             np.testing.assert_array_equal(v, np.float32(saved[int(k)][0]))
             assert f == saved[int(k)][1]
 
@@ -189,3 +189,28 @@ def test_restore_with_other_embedding_dim_names_tensor_and_dims(tmp_path, saver_
     assert re.search(r"'emb(/Adagrad)?-values'", message)
     assert f"dim {DIM}" in message and f"dim {DIM + 2}" in message
     assert os.path.exists(path + ".index")
+
+
+@pytest.mark.parametrize("saver_cls,restore_shards", [
+    (tf.train.Saver, 4), (stock_tf.compat.v1.train.Saver, 2)])
+def test_int32_keys_round_trip(tmp_path, saver_cls, restore_shards):
+    def build(num_shards):
+        ids = tf.placeholder(tf.int32, [None])
+        var = tf.get_embedding_variable("emb32", 2, key_dtype=tf.int32,
+                                        partitioner=tf.fixed_size_partitioner(num_shards))
+        emb = tf.nn.embedding_lookup(var, ids)
+        opt = tf.train.AdagradOptimizer(0.1)
+        return var, opt, ids, opt.minimize(tf.reduce_sum(emb * emb))
+
+    var, opt, ids, train_op = build(2)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train_op, {ids: [-3, 7, 7, 2**31 - 1, 1001]})
+        path = saver_cls().save(sess, str(tmp_path / "model"))
+        saved = _contents(sess, var, opt)
+    tf.reset_default_graph()
+    var, opt, ids, train_op = build(restore_shards)
+    with tf.Session() as sess:
+        saver_cls().restore(sess, path)
+        assert _contents(sess, var, opt) == saved
+    assert sorted(saved) == [-3, 7, 1001, 2**31 - 1]

@@ -126,7 +126,8 @@ def test_other_paths_alias_tensorflow_modules(tmp_path: Path) -> None:
         assert partitioned_variables is tf_pv
         assert o is tf_ops
         assert sys.modules["fakedeeprec.python.framework.ops"] is tf_ops
-        assert sys.modules["fakedeeprec.python.framework"] is sys.modules["tensorflow.python.framework"]
+        framework = sys.modules["tensorflow.python.framework"]
+        assert sys.modules["fakedeeprec.python.framework"] is framework
         assert config_pb2.ConfigProto is tf_config_pb2.ConfigProto
         assert sys.modules["fakedeeprec.core"] is sys.modules["tensorflow.core"]
         # Bound on our own package objects, never on TF's: TF deletes

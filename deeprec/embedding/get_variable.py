@@ -36,8 +36,8 @@ def get_embedding_variable(
     """Gets an existing EmbeddingVariable or creates a new one.
 
     Follows `tf.get_variable`: the name is prefixed by the current variable
-    scope, `reuse` and `tf.AUTO_REUSE` are honoured, and custom getters (of
-    the scope and the `custom_getter` argument) wrap the creation. With a
+    scope, `reuse` and `tf.AUTO_REUSE` are honoured, and a custom getter (the
+    `custom_getter` argument, else the scope's) wraps the creation. With a
     partitioner (e.g. `tf.fixed_size_partitioner(4)`) the result is a
     `PartitionedEmbeddingVariable` of shards `name/part_i`.
 
@@ -82,11 +82,10 @@ def get_embedding_variable(
     scope = vs.get_variable_scope()
     full_name = f"{scope.name}/{name}" if scope.name else name
     partitioner = partitioner if partitioner is not None else scope.partitioner
-    getter = _true_getter
-    if scope.custom_getter is not None:
-        getter = _wrap(scope.custom_getter, getter)
-    if custom_getter is not None:
-        getter = _wrap(custom_getter, getter)
+    # As in tf.get_variable, the argument replaces the scope's getter (which
+    # already composes the getters of enclosing scopes).
+    outer = custom_getter if custom_getter is not None else scope.custom_getter
+    getter = _true_getter if outer is None else _wrap(outer, _true_getter)
     return getter(full_name, embedding_dim=embedding_dim, key_dtype=key_dtype,
                   value_dtype=value_dtype or dtypes.float32,
                   initializer=initializer, trainable=trainable,

@@ -56,12 +56,14 @@ class EmbeddingVariableSaveable(saveable_object.SaveableObject):
         with ops.name_scope(self.var.op.name + "/"):
             ensure = [kv_ops.initialize_kv_variable_op(
                 primary.handle, primary.handle, primary.initial_value,
-                if_uninitialized=True, name="InitializeIfNeeded")]
+                Tkeys=primary.key_dtype, if_uninitialized=True,
+                name="InitializeIfNeeded")]
             if self.var is not primary:
                 with ops.control_dependencies(ensure):
                     ensure = [kv_ops.initialize_kv_variable_op(
                         self.var.handle, primary.handle, self.var.initial_value,
-                        if_uninitialized=True, name="InitializeSlotIfNeeded")]
+                        Tkeys=primary.key_dtype, if_uninitialized=True,
+                        name="InitializeSlotIfNeeded")]
         return ensure
 
     def restore(self, restored_tensors, restored_shapes):
