@@ -137,3 +137,17 @@ def test_optimizer_rejects_slot_as_variable():
         sess.run(tf.global_variables_initializer())
         with pytest.raises(tf.errors.InvalidArgumentError, match="is an optimizer slot"):
             sess.run(bad)
+
+
+def test_training_step_counts_frequency_even_if_gradient_ignores_values():
+    ev = tf.get_embedding_variable("ev", 2)
+    ids = tf.constant([4, 4, 9], tf.int64)
+    # d loss / d emb is constant: without the lookup's own dependency the
+    # step would skip the lookup and never count these ids.
+    train_op = tf.train.GradientDescentOptimizer(0.1).minimize(
+        tf.reduce_sum(tf.nn.embedding_lookup(ev, ids)))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train_op)
+        sess.run(train_op)
+        np.testing.assert_array_equal(sess.run(ev.get_frequency([4, 9])), [4, 2])

@@ -189,10 +189,15 @@ def safe_embedding_lookup_sparse_v2(embedding_weights, sparse_ids, sparse_weight
 
 @ops.RegisterGradient("KvResourceGather")
 def _kv_resource_gather_grad(op: ops.Operation, grad: tensor_lib.Tensor):
-    """The gradient w.r.t. the handle: IndexedSlices keyed by the raw ids."""
+    """The gradient w.r.t. the handle: IndexedSlices keyed by the raw ids.
+
+    It depends on the lookup itself, so a training step always runs the
+    lookup (and counts its ids' frequencies) even when the loss's gradient
+    does not need the looked-up values.
+    """
     dim = op.outputs[0].shape[-1]
     dim = dim if dim is not None else array_ops.shape(grad)[-1]
-    values = array_ops.reshape(grad, array_ops_stack.stack([-1, dim]))
+    with ops.control_dependencies([op]):
+        values = array_ops.reshape(grad, array_ops_stack.stack([-1, dim]))
     ids = array_ops.reshape(op.inputs[1], [-1])
     return [indexed_slices.IndexedSlices(values, ids), None]
-
