@@ -48,8 +48,7 @@ inline int64_t Bucket(K key) {
 // Mutable view of one record, handed to update functions.
 class RecordView {
  public:
-  RecordView(int64_t* header, int64_t dim)
-      : header_(header), dim_(dim) {}
+  RecordView(int64_t* header, int64_t dim) : header_(header), dim_(dim) {}
   float* column(int c) const {
     return reinterpret_cast<float*>(header_ + 2) + c * dim_;
   }
@@ -134,9 +133,9 @@ class EmbeddingTable {
     int64_t total = 0;
     for (const Shard& shard : shards_) {
       std::shared_lock<std::shared_mutex> lock(shard.mu);
-      total += shard.index.bytes() +
-               static_cast<int64_t>(shard.chunks.size()) * kChunkRecords *
-                   record_words_ * static_cast<int64_t>(sizeof(int64_t));
+      total += shard.index.bytes() + static_cast<int64_t>(shard.chunks.size()) *
+                                         kChunkRecords * record_words_ *
+                                         static_cast<int64_t>(sizeof(int64_t));
     }
     return total;
   }
@@ -223,8 +222,7 @@ class EmbeddingTable {
     for (int c : columns) CheckColumn(c);
     std::vector<int64_t> start(kNumBuckets + 1, 0);
     for (const Shard& shard : shards_) {
-      shard.index.ForEach(
-          [&](K key, uint32_t) { ++start[Bucket(key) + 1]; });
+      shard.index.ForEach([&](K key, uint32_t) { ++start[Bucket(key) + 1]; });
     }
     for (int64_t b = 0; b < kNumBuckets; ++b) start[b + 1] += start[b];
     const int64_t n = start[kNumBuckets];
@@ -235,7 +233,8 @@ class EmbeddingTable {
         const int64_t row = start[Bucket(key)]++;
         int64_t* header = RecordPtr(shard, idx);
         out.keys[row] = key;
-        if (out.freqs) out.freqs[row] = __atomic_load_n(header, __ATOMIC_RELAXED);
+        if (out.freqs)
+          out.freqs[row] = __atomic_load_n(header, __ATOMIC_RELAXED);
         if (out.versions) out.versions[row] = header[1];
         RecordView record(header, dim_);
         for (size_t j = 0; j < columns.size(); ++j) {
@@ -253,8 +252,7 @@ class EmbeddingTable {
   // operation is idempotent and order-independent between columns, so the
   // value and slot restores of one checkpoint may run in any order.
   void Import(const K* keys, int64_t n, int column, const float* values,
-              const int64_t* freqs, const int64_t* versions,
-              bool drop_absent) {
+              const int64_t* freqs, const int64_t* versions, bool drop_absent) {
     AllLocks<std::unique_lock<std::shared_mutex>> lock(this);
     CheckColumn(column);
     std::array<std::vector<bool>, kNumShards> touched;
@@ -374,10 +372,10 @@ class EmbeddingTable {
       const Shard& shard = ShardFor(hash);
       std::shared_lock<std::shared_mutex> lock(shard.mu);
       const uint32_t idx = shard.index.Find(keys[i], hash);
-      out[i] = idx == KeyIndex<K>::kEmpty
-                   ? absent
-                   : __atomic_load_n(RecordPtr(shard, idx) + word,
-                                     __ATOMIC_RELAXED);
+      out[i] =
+          idx == KeyIndex<K>::kEmpty
+              ? absent
+              : __atomic_load_n(RecordPtr(shard, idx) + word, __ATOMIC_RELAXED);
     }
   }
 

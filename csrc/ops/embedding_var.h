@@ -5,11 +5,11 @@
 #ifndef DEEPREC_OPS_EMBEDDING_VAR_H_
 #define DEEPREC_OPS_EMBEDDING_VAR_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-#include <functional>
 
 #include "csrc/embedding/embedding_table.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -84,8 +84,7 @@ tensorflow::Status LookupEmbeddingVar(
   if (s.ok()) *table = (*var)->table();
   if (!s.ok() || !*table) {
     return tensorflow::errors::FailedPrecondition(
-        ctx->op_kernel().type_string(), ": EmbeddingVariable '",
-        handle.name(),
+        ctx->op_kernel().type_string(), ": EmbeddingVariable '", handle.name(),
         "' is not initialized; run its initializer (e.g. "
         "tf.global_variables_initializer()) first.");
   }

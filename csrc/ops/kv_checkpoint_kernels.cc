@@ -44,11 +44,11 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("partition_id", &partition_id_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("partition_num", &partition_num_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("drop_absent", &drop_absent_));
-    OP_REQUIRES(ctx, partition_id_ < partition_num_,
-                errors::InvalidArgument(
-                    "KvResourceImportFromCheckpoint: partition_id ",
-                    partition_id_, " out of range for partition_num ",
-                    partition_num_));
+    OP_REQUIRES(
+        ctx, partition_id_ < partition_num_,
+        errors::InvalidArgument(
+            "KvResourceImportFromCheckpoint: partition_id ", partition_id_,
+            " out of range for partition_num ", partition_num_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -85,16 +85,15 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
     try {
       table->Import(rows.keys.data(), n, var->column(), rows.values.data(),
                     has_header ? rows.freqs.data() : nullptr,
-                    has_header ? rows.versions.data() : nullptr,
-                    drop_absent_);
+                    has_header ? rows.versions.data() : nullptr, drop_absent_);
     } catch (const std::exception& e) {
       ctx->SetStatus(EngineError(ctx, e));
     }
   }
 
  private:
-  Status ReadGroup(BundleReader* reader, const std::string& group,
-                   int64_t dim, const std::string& var_name, Rows<K>* rows) {
+  Status ReadGroup(BundleReader* reader, const std::string& group, int64_t dim,
+                   const std::string& var_name, Rows<K>* rows) {
     Tensor keys, values;
     TF_RETURN_IF_ERROR(reader->Lookup(group + "-keys", &keys));
     TF_RETURN_IF_ERROR(reader->Lookup(group + "-values", &values));
@@ -103,10 +102,10 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
         values.dim_size(0) != n) {
       return errors::InvalidArgument(
           "KvResourceImportFromCheckpoint: checkpoint tensor '", group,
-          "-values' has shape ", values.shape().DebugString(), " (embedding dim ",
-          values.dims() == 2 ? values.dim_size(1) : -1, ", ", n,
-          " keys) but EmbeddingVariable '", var_name, "' has embedding dim ",
-          dim);
+          "-values' has shape ", values.shape().DebugString(),
+          " (embedding dim ", values.dims() == 2 ? values.dim_size(1) : -1,
+          ", ", n, " keys) but EmbeddingVariable '", var_name,
+          "' has embedding dim ", dim);
     }
     Tensor freqs, versions;
     const bool has_header = reader->Contains(group + "-freqs") &&
@@ -115,8 +114,8 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
       TF_RETURN_IF_ERROR(reader->Lookup(group + "-freqs", &freqs));
       TF_RETURN_IF_ERROR(reader->Lookup(group + "-versions", &versions));
     }
-    const bool use_header = has_header && freqs.NumElements() == n &&
-                            versions.NumElements() == n;
+    const bool use_header =
+        has_header && freqs.NumElements() == n && versions.NumElements() == n;
     const float* value_data = values.flat<float>().data();
     for (int64_t i = 0; i < n; ++i) {
       const int64_t key = keys.dtype() == tensorflow::DT_INT32
@@ -141,7 +140,7 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
   bool drop_absent_ = false;
 };
 
-#define REGISTER_IMPORT_KERNEL(K)                            \
+#define REGISTER_IMPORT_KERNEL(K)                                \
   REGISTER_KERNEL_BUILDER(Name("KvResourceImportFromCheckpoint") \
                               .Device(tensorflow::DEVICE_CPU)    \
                               .TypeConstraint<K>("Tkeys"),       \

@@ -59,12 +59,12 @@ class KvApplyOp : public OpKernel {
     const Tensor& indices = ctx->input(indices_input_);
     const int64_t n = indices.NumElements();
     const int64_t dim = table->dim();
-    OP_REQUIRES(ctx, grad.NumElements() == n * dim && grad.dims() >= 1,
-                errors::InvalidArgument(
-                    type_string(), ": grad of shape ",
-                    grad.shape().DebugString(), " does not match ", n,
-                    " indices of EmbeddingVariable '",
-                    HandleFromInput(ctx, 0).name(), "' with dim ", dim));
+    OP_REQUIRES(
+        ctx, grad.NumElements() == n * dim && grad.dims() >= 1,
+        errors::InvalidArgument(
+            type_string(), ": grad of shape ", grad.shape().DebugString(),
+            " does not match ", n, " indices of EmbeddingVariable '",
+            HandleFromInput(ctx, 0).name(), "' with dim ", dim));
     Params params{};
     OP_REQUIRES_OK(ctx, ReadHyperParameters(ctx, &params));
     const int64_t step = ctx->input(step_input_).scalar<int64_t>()();
@@ -163,8 +163,8 @@ class MomentumOp : public KvApplyOp<K, 1> {
   }
   void ApplyRow(const RecordView& r, const Columns& c, const Params& p,
                 const float* grad, int64_t dim) const override {
-    embedding::ApplyMomentum(r.column(0), r.column(c[1]), grad, dim, p[0],
-                             p[1], use_nesterov_);
+    embedding::ApplyMomentum(r.column(0), r.column(c[1]), grad, dim, p[0], p[1],
+                             use_nesterov_);
   }
 
  private:
@@ -188,7 +188,8 @@ class AdamOp : public KvApplyOp<K, 2> {
     if (!(beta1_power < 1.0f) || !(beta2_power < 1.0f)) {
       return errors::InvalidArgument(
           "KvResourceSparseApplyAdam: beta1_power and beta2_power must be "
-          "< 1, got ", beta1_power, " and ", beta2_power);
+          "< 1, got ",
+          beta1_power, " and ", beta2_power);
     }
     // Bias-corrected step, as TensorFlow's Adam computes it.
     (*p)[0] = this->Scalar(ctx, 5) * std::sqrt(1.0f - beta2_power) /
@@ -200,16 +201,15 @@ class AdamOp : public KvApplyOp<K, 2> {
   }
   void ApplyRow(const RecordView& r, const Columns& c, const Params& p,
                 const float* grad, int64_t dim) const override {
-    embedding::ApplyAdam(r.column(0), r.column(c[1]), r.column(c[2]), grad,
-                         dim, p[0], p[1], p[2], p[3]);
+    embedding::ApplyAdam(r.column(0), r.column(c[1]), r.column(c[2]), grad, dim,
+                         p[0], p[1], p[2], p[3]);
   }
 };
 
 template <typename K>
 class FtrlOp : public KvApplyOp<K, 2> {
  public:
-  explicit FtrlOp(OpKernelConstruction* ctx)
-      : KvApplyOp<K, 2>(ctx, 3, 4, 10) {}
+  explicit FtrlOp(OpKernelConstruction* ctx) : KvApplyOp<K, 2>(ctx, 3, 4, 10) {}
 
  protected:
   using typename KvApplyOp<K, 2>::Params;
@@ -218,34 +218,35 @@ class FtrlOp : public KvApplyOp<K, 2> {
   tensorflow::Status ReadHyperParameters(OpKernelContext* ctx,
                                          Params* p) const override {
     for (int i = 0; i < 5; ++i) (*p)[i] = this->Scalar(ctx, 5 + i);
-    const float lr = (*p)[0], l1 = (*p)[1], l2 = (*p)[2],
-                shrinkage = (*p)[3], lr_power = (*p)[4];
+    const float lr = (*p)[0], l1 = (*p)[1], l2 = (*p)[2], shrinkage = (*p)[3],
+                lr_power = (*p)[4];
     if (!(lr > 0) || l1 < 0 || l2 < 0 || shrinkage < 0 || lr_power > 0) {
       return errors::InvalidArgument(
           "KvResourceSparseApplyFtrlV2: need lr > 0, l1 >= 0, l2 >= 0, "
-          "l2_shrinkage >= 0 and lr_power <= 0; got lr=", lr, " l1=", l1,
-          " l2=", l2, " l2_shrinkage=", shrinkage, " lr_power=", lr_power);
+          "l2_shrinkage >= 0 and lr_power <= 0; got lr=",
+          lr, " l1=", l1, " l2=", l2, " l2_shrinkage=", shrinkage,
+          " lr_power=", lr_power);
     }
     return tensorflow::OkStatus();
   }
   void ApplyRow(const RecordView& r, const Columns& c, const Params& p,
                 const float* grad, int64_t dim) const override {
-    embedding::ApplyFtrl(r.column(0), r.column(c[1]), r.column(c[2]), grad,
-                         dim, p[0], p[1], p[2], p[3], p[4]);
+    embedding::ApplyFtrl(r.column(0), r.column(c[1]), r.column(c[2]), grad, dim,
+                         p[0], p[1], p[2], p[3], p[4]);
   }
 };
 
-#define REGISTER_APPLY(NAME, KERNEL, K)                   \
-  REGISTER_KERNEL_BUILDER(Name(NAME)                      \
+#define REGISTER_APPLY(NAME, KERNEL, K)                       \
+  REGISTER_KERNEL_BUILDER(Name(NAME)                          \
                               .Device(tensorflow::DEVICE_CPU) \
-                              .TypeConstraint<K>("Tkeys") \
-                              .TypeConstraint<float>("T"), \
+                              .TypeConstraint<K>("Tkeys")     \
+                              .TypeConstraint<float>("T"),    \
                           KERNEL<K>);
-#define REGISTER_ALL_APPLY(K)                                                 \
+#define REGISTER_ALL_APPLY(K)                                                  \
   REGISTER_APPLY("KvResourceSparseApplyGradientDescent", GradientDescentOp, K) \
-  REGISTER_APPLY("KvResourceSparseApplyAdagrad", AdagradOp, K)                \
-  REGISTER_APPLY("KvResourceSparseApplyMomentum", MomentumOp, K)              \
-  REGISTER_APPLY("KvResourceSparseApplyAdam", AdamOp, K)                      \
+  REGISTER_APPLY("KvResourceSparseApplyAdagrad", AdagradOp, K)                 \
+  REGISTER_APPLY("KvResourceSparseApplyMomentum", MomentumOp, K)               \
+  REGISTER_APPLY("KvResourceSparseApplyAdam", AdamOp, K)                       \
   REGISTER_APPLY("KvResourceSparseApplyFtrlV2", FtrlOp, K)
 REGISTER_ALL_APPLY(int64_t);
 REGISTER_ALL_APPLY(int32_t);

@@ -20,10 +20,10 @@ tensorflow::Status Scalars(InferenceContext* c, std::initializer_list<int> in) {
 
 }  // namespace
 
-#define DEEPREC_KV_APPLY_ATTRS                 \
-  Attr("Tkeys: {int64, int32} = DT_INT64")     \
-      .Attr("T: {float} = DT_FLOAT")           \
-      .Attr("use_locking: bool = false")       \
+#define DEEPREC_KV_APPLY_ATTRS             \
+  Attr("Tkeys: {int64, int32} = DT_INT64") \
+      .Attr("T: {float} = DT_FLOAT")       \
+      .Attr("use_locking: bool = false")   \
       .SetIsStateful()
 
 REGISTER_OP("KvResourceSparseApplyGradientDescent")
@@ -55,8 +55,7 @@ REGISTER_OP("KvResourceSparseApplyMomentum")
     .Input("indices: Tkeys")
     .Input("momentum: T")
     .Input("global_step: int64")
-    .DEEPREC_KV_APPLY_ATTRS
-    .Attr("use_nesterov: bool = false")
+    .DEEPREC_KV_APPLY_ATTRS.Attr("use_nesterov: bool = false")
     .SetShapeFn([](InferenceContext* c) { return Scalars(c, {2, 5, 6}); })
     .Doc("accum = accum * momentum + grad; var -= lr * accum (or Nesterov).");
 

@@ -39,13 +39,16 @@ class InitializeKvVariableOp : public OpKernel {
     const ResourceHandle& self = HandleFromInput(ctx, 0);
     const ResourceHandle& primary = HandleFromInput(ctx, 1);
     const Tensor& defaults = ctx->input(2);
-    OP_REQUIRES(ctx,
-                defaults.dims() == 2 && defaults.dim_size(0) > 0 &&
-                    defaults.dim_size(1) > 0,
-                errors::InvalidArgument(
-                    "InitializeKvVariableOp: default_value of EmbeddingVariable '",
-                    self.name(), "' must be a non-empty [default_value_dim, dim] "
-                    "matrix, got shape ", defaults.shape().DebugString()));
+    OP_REQUIRES(
+        ctx,
+        defaults.dims() == 2 && defaults.dim_size(0) > 0 &&
+            defaults.dim_size(1) > 0,
+        errors::InvalidArgument(
+            "InitializeKvVariableOp: default_value of EmbeddingVariable '",
+            self.name(),
+            "' must be a non-empty [default_value_dim, dim] "
+            "matrix, got shape ",
+            defaults.shape().DebugString()));
     const int64_t rows = defaults.dim_size(0);
     const int64_t dim = defaults.dim_size(1);
     const float* data = defaults.flat<float>().data();
@@ -95,8 +98,7 @@ class KvVarIsInitializedOp : public OpKernel {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &out));
     RefCountPtr<EmbeddingVar<K>> var;
-    const bool found =
-        LookupResource(ctx, HandleFromInput(ctx, 0), &var).ok();
+    const bool found = LookupResource(ctx, HandleFromInput(ctx, 0), &var).ok();
     out->scalar<bool>()() = found && var->table() != nullptr;
   }
 };
@@ -140,16 +142,15 @@ class KvResourceGatherOp : public OpKernel {
     // Slots are read, never grown, through a lookup: only the primary's
     // training lookups create keys.
     const bool insert = !is_inference_ && column == 0;
-    ParallelRange(ctx, indices.NumElements(), 20 * dim,
-                  [&](int64_t begin, int64_t end) {
-                    if (insert) {
-                      table->LookupOrInsert(keys + begin, end - begin,
-                                            dst + begin * dim, true);
-                    } else {
-                      table->Find(keys + begin, end - begin, column,
-                                  dst + begin * dim);
-                    }
-                  });
+    ParallelRange(
+        ctx, indices.NumElements(), 20 * dim, [&](int64_t begin, int64_t end) {
+          if (insert) {
+            table->LookupOrInsert(keys + begin, end - begin, dst + begin * dim,
+                                  true);
+          } else {
+            table->Find(keys + begin, end - begin, column, dst + begin * dim);
+          }
+        });
   }
 
  private:
@@ -195,12 +196,12 @@ class KvResourceExportOp : public OpKernel {
       TablePtr<K> slot_table;
       OP_REQUIRES_OK(
           ctx, LookupEmbeddingVar<K>(ctx, 1 + i, &slot_vars[i], &slot_table));
-      OP_REQUIRES(ctx, slot_table == table,
-                  errors::InvalidArgument(
-                      "KvResourceExport: slot '",
-                      HandleFromInput(ctx, 1 + i).name(),
-                      "' is not a slot of EmbeddingVariable '",
-                      HandleFromInput(ctx, 0).name(), "'"));
+      OP_REQUIRES(
+          ctx, slot_table == table,
+          errors::InvalidArgument("KvResourceExport: slot '",
+                                  HandleFromInput(ctx, 1 + i).name(),
+                                  "' is not a slot of EmbeddingVariable '",
+                                  HandleFromInput(ctx, 0).name(), "'"));
       columns.push_back(slot_vars[i]->column());
     }
     const int64_t dim = table->dim();
@@ -219,11 +220,14 @@ class KvResourceExportOp : public OpKernel {
       buffers.keys = output(0, TensorShape({n}))->template flat<K>().data();
       buffers.columns.push_back(
           output(1, TensorShape({n, dim}))->template flat<float>().data());
-      buffers.freqs = output(2, TensorShape({n}))->template flat<int64_t>().data();
-      buffers.versions = output(3, TensorShape({n}))->template flat<int64_t>().data();
+      buffers.freqs =
+          output(2, TensorShape({n}))->template flat<int64_t>().data();
+      buffers.versions =
+          output(3, TensorShape({n}))->template flat<int64_t>().data();
       for (int i = 0; i < slots.size(); ++i) {
-        buffers.columns.push_back(
-            output(5 + i, TensorShape({n, dim}))->template flat<float>().data());
+        buffers.columns.push_back(output(5 + i, TensorShape({n, dim}))
+                                      ->template flat<float>()
+                                      .data());
       }
       return buffers;
     };
@@ -234,9 +238,9 @@ class KvResourceExportOp : public OpKernel {
       OP_REQUIRES_OK(ctx, EngineError(ctx, e));
     }
     Tensor* offset_out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(
-                            4, TensorShape({embedding::kNumBuckets + 1}),
-                            &offset_out));
+    OP_REQUIRES_OK(
+        ctx, ctx->allocate_output(4, TensorShape({embedding::kNumBuckets + 1}),
+                                  &offset_out));
     auto offset_vec = offset_out->vec<int32_t>();
     for (int64_t b = 0; b <= embedding::kNumBuckets; ++b) {
       offset_vec(b) = static_cast<int32_t>(offsets[b]);
@@ -262,33 +266,32 @@ class KvResourceImportOp : public OpKernel {
     const Tensor& versions = ctx->input(4);
     const std::string& name = HandleFromInput(ctx, 0).name();
     const int64_t n = keys.NumElements();
-    OP_REQUIRES(ctx, values.dims() == 2 && values.dim_size(1) == table->dim(),
-                errors::InvalidArgument(
-                    "KvResourceImport: checkpoint tensor '", tensor_name_,
-                    "' has shape ", values.shape().DebugString(),
-                    " (embedding dim ",
-                    values.dims() == 2 ? values.dim_size(1) : -1,
-                    ") but EmbeddingVariable '", name, "' has embedding dim ",
-                    table->dim()));
+    OP_REQUIRES(
+        ctx, values.dims() == 2 && values.dim_size(1) == table->dim(),
+        errors::InvalidArgument(
+            "KvResourceImport: checkpoint tensor '", tensor_name_,
+            "' has shape ", values.shape().DebugString(), " (embedding dim ",
+            values.dims() == 2 ? values.dim_size(1) : -1,
+            ") but EmbeddingVariable '", name, "' has embedding dim ",
+            table->dim()));
     OP_REQUIRES(ctx, keys.dims() == 1 && values.dim_size(0) == n,
-                errors::InvalidArgument(
-                    "KvResourceImport: '", tensor_name_, "' has ",
-                    values.dim_size(0), " rows but its keys tensor has shape ",
-                    keys.shape().DebugString()));
+                errors::InvalidArgument("KvResourceImport: '", tensor_name_,
+                                        "' has ", values.dim_size(0),
+                                        " rows but its keys tensor has shape ",
+                                        keys.shape().DebugString()));
     for (const Tensor* t : {&freqs, &versions}) {
-      OP_REQUIRES(ctx, t->NumElements() == 0 || t->NumElements() == n,
-                  errors::InvalidArgument(
-                      "KvResourceImport: '", tensor_name_,
-                      "' freqs/versions must be empty or have ", n,
-                      " entries, got ", t->NumElements()));
+      OP_REQUIRES(
+          ctx, t->NumElements() == 0 || t->NumElements() == n,
+          errors::InvalidArgument("KvResourceImport: '", tensor_name_,
+                                  "' freqs/versions must be empty or have ", n,
+                                  " entries, got ", t->NumElements()));
     }
     try {
-      table->Import(keys.flat<K>().data(), n, var->column(),
-                    values.flat<float>().data(),
-                    freqs.NumElements() ? freqs.flat<int64_t>().data() : nullptr,
-                    versions.NumElements() ? versions.flat<int64_t>().data()
-                                           : nullptr,
-                    drop_absent_);
+      table->Import(
+          keys.flat<K>().data(), n, var->column(), values.flat<float>().data(),
+          freqs.NumElements() ? freqs.flat<int64_t>().data() : nullptr,
+          versions.NumElements() ? versions.flat<int64_t>().data() : nullptr,
+          drop_absent_);
     } catch (const std::exception& e) {
       ctx->SetStatus(EngineError(ctx, e));
     }

@@ -45,7 +45,8 @@ REGISTER_OP("KvVarHandleOp")
       ShapeHandle s;
       TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shape, &s));
       c->set_output_handle_shapes_and_types(
-          0, std::vector<tensorflow::shape_inference::ShapeAndType>{{s, dtype}});
+          0,
+          std::vector<tensorflow::shape_inference::ShapeAndType>{{s, dtype}});
       return tensorflow::OkStatus();
     })
     .Doc(R"doc(

@@ -57,7 +57,8 @@ inline void ReportFailure(const char* file, int line, const std::string& msg) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   int& failures = FailuresInCurrentTest();
-  if (failures < 20) std::fprintf(stderr, "  %s:%d: %s\n", file, line, msg.c_str());
+  if (failures < 20)
+    std::fprintf(stderr, "  %s:%d: %s\n", file, line, msg.c_str());
   if (failures == 20) std::fprintf(stderr, "  (further failures suppressed)\n");
   ++failures;
 }
@@ -100,28 +101,27 @@ inline int RunAllTests() {
 #define DR_CONCAT_INNER(a, b) a##b
 #define DR_CONCAT(a, b) DR_CONCAT_INNER(a, b)
 
-#define TEST(name)                                                  \
-  static void name();                                               \
-  static ::deeprec_test::Registrar DR_CONCAT(registrar_, name)(#name, \
-                                                              name); \
+#define TEST(name)                                                           \
+  static void name();                                                        \
+  static ::deeprec_test::Registrar DR_CONCAT(registrar_, name)(#name, name); \
   static void name()
 
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (!(cond))                                                        \
-      ::deeprec_test::ReportFailure(__FILE__, __LINE__,                 \
+#define CHECK(cond)                                                       \
+  do {                                                                    \
+    if (!(cond))                                                          \
+      ::deeprec_test::ReportFailure(__FILE__, __LINE__,                   \
                                     std::string("CHECK(") + #cond + ")"); \
   } while (0)
 
-#define DR_CHECK_OP(a, b, op)                                              \
-  do {                                                                     \
-    const auto& dr_a_ = (a);                                               \
-    const auto& dr_b_ = (b);                                               \
-    if (!(dr_a_ op dr_b_))                                                 \
-      ::deeprec_test::ReportFailure(                                       \
-          __FILE__, __LINE__,                                              \
-          std::string(#a " " #op " " #b ": ") + ::deeprec_test::Show(dr_a_) + \
-              " vs " + ::deeprec_test::Show(dr_b_));                       \
+#define DR_CHECK_OP(a, b, op)                                                  \
+  do {                                                                         \
+    const auto& dr_a_ = (a);                                                   \
+    const auto& dr_b_ = (b);                                                   \
+    if (!(dr_a_ op dr_b_))                                                     \
+      ::deeprec_test::ReportFailure(__FILE__, __LINE__,                        \
+                                    std::string(#a " " #op " " #b ": ") +      \
+                                        ::deeprec_test::Show(dr_a_) + " vs " + \
+                                        ::deeprec_test::Show(dr_b_));          \
   } while (0)
 
 #define CHECK_EQ(a, b) DR_CHECK_OP(a, b, ==)
@@ -131,31 +131,31 @@ inline int RunAllTests() {
 #define CHECK_GE(a, b) DR_CHECK_OP(a, b, >=)
 
 // Relative closeness, for float results against a double reference.
-#define CHECK_NEAR_REL(actual, expected, rel)                                \
-  do {                                                                       \
-    const double dr_x_ = (actual);                                           \
-    const double dr_y_ = (expected);                                         \
-    if (!::deeprec_test::RelClose(dr_x_, dr_y_, rel))                        \
-      ::deeprec_test::ReportFailure(                                         \
-          __FILE__, __LINE__,                                                \
-          std::string(#actual " ~= " #expected ": ") +                       \
-              ::deeprec_test::Show(dr_x_) + " vs " +                         \
-              ::deeprec_test::Show(dr_y_));                                  \
+#define CHECK_NEAR_REL(actual, expected, rel)          \
+  do {                                                 \
+    const double dr_x_ = (actual);                     \
+    const double dr_y_ = (expected);                   \
+    if (!::deeprec_test::RelClose(dr_x_, dr_y_, rel))  \
+      ::deeprec_test::ReportFailure(                   \
+          __FILE__, __LINE__,                          \
+          std::string(#actual " ~= " #expected ": ") + \
+              ::deeprec_test::Show(dr_x_) + " vs " +   \
+              ::deeprec_test::Show(dr_y_));            \
   } while (0)
 
-#define CHECK_THROWS(expr, ExceptionType)                                  \
-  do {                                                                     \
-    bool dr_thrown_ = false;                                               \
-    try {                                                                  \
-      (void)(expr);                                                        \
-    } catch (const ExceptionType&) {                                       \
-      dr_thrown_ = true;                                                   \
-    } catch (...) {                                                        \
-    }                                                                      \
-    if (!dr_thrown_)                                                       \
-      ::deeprec_test::ReportFailure(                                       \
-          __FILE__, __LINE__,                                              \
-          std::string(#expr " did not throw " #ExceptionType));            \
+#define CHECK_THROWS(expr, ExceptionType)                       \
+  do {                                                          \
+    bool dr_thrown_ = false;                                    \
+    try {                                                       \
+      (void)(expr);                                             \
+    } catch (const ExceptionType&) {                            \
+      dr_thrown_ = true;                                        \
+    } catch (...) {                                             \
+    }                                                           \
+    if (!dr_thrown_)                                            \
+      ::deeprec_test::ReportFailure(                            \
+          __FILE__, __LINE__,                                   \
+          std::string(#expr " did not throw " #ExceptionType)); \
   } while (0)
 
 #endif  // DEEPREC_EMBEDDING_TESTS_CHECK_H_

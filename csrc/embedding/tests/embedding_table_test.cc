@@ -192,10 +192,25 @@ void CheckPointLookups(const EmbeddingTable<K>& t,
 template <typename K>
 std::vector<K> InterestingKeys() {
   using L = std::numeric_limits<K>;
-  std::vector<K> keys = {0,    -1,    -2,    1,     2,        7,
-                         -7,   999,   -999,  1000,  -1000,    1001,
-                         -1001, 4095, -4096, L::min(), L::max(),
-                         static_cast<K>(L::min() + 1), static_cast<K>(L::max() - 1)};
+  std::vector<K> keys = {0,
+                         -1,
+                         -2,
+                         1,
+                         2,
+                         7,
+                         -7,
+                         999,
+                         -999,
+                         1000,
+                         -1000,
+                         1001,
+                         -1001,
+                         4095,
+                         -4096,
+                         L::min(),
+                         L::max(),
+                         static_cast<K>(L::min() + 1),
+                         static_cast<K>(L::max() - 1)};
   return keys;
 }
 
@@ -223,8 +238,8 @@ void DefaultRowsFor(int64_t dim, int64_t rows) {
 
 TEST(DefaultRowsInt64) {
   DefaultRowsFor<int64_t>(4, 10);
-  DefaultRowsFor<int64_t>(3, 7);   // odd dim: record words are rounded up
-  DefaultRowsFor<int64_t>(1, 1);   // a single default row
+  DefaultRowsFor<int64_t>(3, 7);  // odd dim: record words are rounded up
+  DefaultRowsFor<int64_t>(1, 1);  // a single default row
   DefaultRowsFor<int64_t>(5, 1000);
 }
 
@@ -267,7 +282,8 @@ TEST(FrequencyCountsEveryOccurrence) {
   Lookup<int64_t>(t, {9, 9, 9, 9}, true);
   CHECK_EQ(Freq<int64_t>(t, 9), 4);
   // Batched GetFrequency with duplicates and absent keys.
-  const std::vector<int64_t> q = {9, 42, 5, 9, -3, std::numeric_limits<int64_t>::min()};
+  const std::vector<int64_t> q = {9, 42, 5,
+                                  9, -3, std::numeric_limits<int64_t>::min()};
   std::vector<int64_t> f(q.size(), -1);
   t.GetFrequency(q.data(), q.size(), f.data());
   CHECK(f == (std::vector<int64_t>{4, 0, 3, 4, 2, 0}));
@@ -327,7 +343,7 @@ TEST(FindNeverInserts) {
 TEST(VersionAndUpdate) {
   EmbeddingTable<int64_t> t(2, 3, Defaults(3, 2, 0));
   Lookup<int64_t>(t, {1, 2}, true);
-  CHECK_EQ(Version<int64_t>(t, 1), -1);  // inserted but never updated
+  CHECK_EQ(Version<int64_t>(t, 1), -1);   // inserted but never updated
   CHECK_EQ(Version<int64_t>(t, 99), -1);  // absent
 
   // Update passes the batch position and the record; duplicates each get a
@@ -551,7 +567,8 @@ TEST(ImportMerge) {
   const std::vector<float> vals = {1, 2, 3, 4, 5, 6};
   const std::vector<int64_t> freqs = {20, 30, 100};
   const std::vector<int64_t> versions = {7, 8, 9};
-  t.Import(keys.data(), 3, 1, vals.data(), freqs.data(), versions.data(), false);
+  t.Import(keys.data(), 3, 1, vals.data(), freqs.data(), versions.data(),
+           false);
   ref[2].cols[1] = {1, 2};
   ref[3].cols[1] = {3, 4};
   ref[10].cols = {DefaultRow(10, rows, dim, 0), {5, 6}};
@@ -626,8 +643,8 @@ Checkpoint MakeCheckpoint(int64_t dim) {
 TEST(ImportDropAbsentOrderIndependent) {
   const int64_t dim = 3, rows = 5;
   auto make = [&] {
-    auto t = std::make_unique<EmbeddingTable<int64_t>>(
-        dim, rows, Defaults(rows, dim, 0));
+    auto t = std::make_unique<EmbeddingTable<int64_t>>(dim, rows,
+                                                       Defaults(rows, dim, 0));
     t->AddColumn(Defaults(rows, dim, 700));
     Prepare(*t);
     return t;
@@ -704,9 +721,8 @@ TEST(ImportDropAbsentSingleColumn) {
   EmbeddingTable<int64_t> t(dim, rows, Defaults(rows, dim, 0));
   t.AddColumn(Defaults(rows, dim, 700));
   Lookup<int64_t>(t, {1, 2, 3}, true);
-  t.Update(std::vector<int64_t>{2}.data(), 1, 5, [](int64_t, RecordView r) {
-    r.column(1)[0] = 42;
-  });
+  t.Update(std::vector<int64_t>{2}.data(), 1, 5,
+           [](int64_t, RecordView r) { r.column(1)[0] = 42; });
   const std::vector<int64_t> keys = {2, 4};
   const std::vector<float> vals = {9, 8, 7, 6};
   t.Import(keys.data(), 2, 0, vals.data(), nullptr, nullptr, true);
@@ -759,8 +775,8 @@ TEST(EraseAndReuse) {
   std::vector<int64_t> victims;
   for (size_t i = 0; i < keys.size(); i += 2) victims.push_back(keys[i]);
   std::vector<int64_t> request = victims;
-  request.push_back(victims[0]);   // duplicate
-  request.push_back(7777777);      // absent
+  request.push_back(victims[0]);  // duplicate
+  request.push_back(7777777);     // absent
   CHECK_EQ(t.Erase(request.data(), request.size()),
            static_cast<int64_t>(victims.size()));
   CHECK_EQ(t.size(), 500);
@@ -802,7 +818,8 @@ TEST(EraseAndReuse) {
   for (int64_t k = 0; k < 300; ++k) fresh.push_back(-k * 7 - 1);
   Lookup(t, fresh, true);
   for (int64_t k : fresh) {
-    ref[k] = Rec{1, -1, {DefaultRow(k, rows, dim, 0), DefaultRow(k, rows, dim, 100)}};
+    ref[k] = Rec{
+        1, -1, {DefaultRow(k, rows, dim, 0), DefaultRow(k, rows, dim, 100)}};
   }
   CheckPointLookups(t, ref);
   CheckExportMatches(ExportAll(t, {0, 1}), ref, {0, 1}, dim);
@@ -835,8 +852,7 @@ TEST(BadArgumentsThrow) {
   CHECK_THROWS(EmbeddingTable<int64_t>(-3, 1, {}), std::invalid_argument);
   CHECK_THROWS(EmbeddingTable<int64_t>(2, 0, {}), std::invalid_argument);
   CHECK_THROWS(EmbeddingTable<int64_t>(2, -1, {1, 2}), std::invalid_argument);
-  CHECK_THROWS(EmbeddingTable<int64_t>(2, 2, {1, 2, 3}),
-               std::invalid_argument);
+  CHECK_THROWS(EmbeddingTable<int64_t>(2, 2, {1, 2, 3}), std::invalid_argument);
   CHECK_THROWS(EmbeddingTable<int64_t>(2, 2, {1, 2, 3, 4, 5}),
                std::invalid_argument);
   CHECK_THROWS(EmbeddingTable<int32_t>(2, 1, {}), std::invalid_argument);

@@ -54,8 +54,21 @@ void ExpectSame(const KeyIndex<K>& index,
 template <typename K>
 std::vector<K> SpecialKeys() {
   using L = std::numeric_limits<K>;
-  return {0, -1, -2, 1, 2, L::min(), L::max(), static_cast<K>(L::min() + 1),
-          static_cast<K>(L::max() - 1), 999, -999, 1000, -1000, 1001, -1001};
+  return {0,
+          -1,
+          -2,
+          1,
+          2,
+          L::min(),
+          L::max(),
+          static_cast<K>(L::min() + 1),
+          static_cast<K>(L::max() - 1),
+          999,
+          -999,
+          1000,
+          -1000,
+          1001,
+          -1001};
 }
 
 // Random insert/erase sequences over a small key universe (so the table stays
@@ -84,8 +97,7 @@ void RandomOpsAgainstReference(uint32_t seed, int universe, int ops) {
         ref[key] = v;
       }
     } else {
-      const uint32_t expected =
-          ref.count(key) ? ref[key] : KeyIndex<K>::kEmpty;
+      const uint32_t expected = ref.count(key) ? ref[key] : KeyIndex<K>::kEmpty;
       CHECK_EQ(index.Erase(key, H(key)), expected);
       ref.erase(key);
     }

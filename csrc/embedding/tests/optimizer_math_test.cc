@@ -26,9 +26,7 @@ std::vector<float> Grad(int step) {
   return g;
 }
 
-std::vector<float> InitialVar() {
-  return {0.5f, -0.25f, 1.0f, -1.5f, 0.125f};
-}
+std::vector<float> InitialVar() { return {0.5f, -0.25f, 1.0f, -1.5f, 0.125f}; }
 
 // Normwise relative check: every element within kRel of the reference,
 // relative to the row's largest reference magnitude. (A purely elementwise
@@ -40,8 +38,8 @@ void ExpectClose(const std::vector<float>& got, const std::vector<double>& want,
   double scale = 0;
   for (int d = 0; d < kDim; ++d) scale = std::fmax(scale, std::fabs(want[d]));
   for (int d = 0; d < kDim; ++d) {
-    const bool ok = !std::isnan(got[d]) &&
-                    std::fabs(got[d] - want[d]) <= kRel * scale;
+    const bool ok =
+        !std::isnan(got[d]) && std::fabs(got[d] - want[d]) <= kRel * scale;
     if (!ok) {
       deeprec_test::ReportFailure(
           __FILE__, __LINE__,
@@ -75,7 +73,8 @@ TEST(GradientDescent) {
   const double lr = F(0.05);
   for (int s = 0; s < kSteps; ++s) {
     const std::vector<float> g = Grad(s);
-    emb::ApplyGradientDescent(var.data(), g.data(), kDim, static_cast<float>(lr));
+    emb::ApplyGradientDescent(var.data(), g.data(), kDim,
+                              static_cast<float>(lr));
     for (int d = 0; d < kDim; ++d) ref[d] -= lr * g[d];
     ExpectClose(var, ref, "var", s);
   }
@@ -167,8 +166,7 @@ void FtrlCase(double lr, double l1, double l2, double shrinkage,
   lr_power = F(lr_power);
   std::vector<float> var = InitialVar();
   std::vector<float> accum(kDim, 0.1f), linear(kDim, 0.0f);
-  std::vector<double> rv = ToDouble(var), ra = ToDouble(accum),
-                      rl(kDim, 0.0);
+  std::vector<double> rv = ToDouble(var), ra = ToDouble(accum), rl(kDim, 0.0);
   for (int s = 0; s < kSteps; ++s) {
     const std::vector<float> g = Grad(s);
     emb::ApplyFtrl(var.data(), accum.data(), linear.data(), g.data(), kDim,
@@ -179,9 +177,9 @@ void FtrlCase(double lr, double l1, double l2, double shrinkage,
       // TensorFlow ApplyFtrlV2.
       const double gs = g[d] + 2 * shrinkage * rv[d];
       const double new_accum = ra[d] + static_cast<double>(g[d]) * g[d];
-      rl[d] += gs - (std::pow(new_accum, -lr_power) -
-                     std::pow(ra[d], -lr_power)) /
-                        lr * rv[d];
+      rl[d] +=
+          gs - (std::pow(new_accum, -lr_power) - std::pow(ra[d], -lr_power)) /
+                   lr * rv[d];
       const double quadratic = std::pow(new_accum, -lr_power) / lr + 2 * l2;
       rv[d] = std::fabs(rl[d]) > l1
                   ? ((rl[d] > 0 ? l1 : -l1) - rl[d]) / quadratic

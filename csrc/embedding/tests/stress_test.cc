@@ -13,8 +13,6 @@
 //   D  shared churn: everyone inserts and erases. No exact reference; only
 //      structural checks.
 // Afterwards the table must match the references exactly.
-#include "csrc/embedding/embedding_table.h"
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -27,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "csrc/embedding/embedding_table.h"
 #include "csrc/embedding/optimizer_math.h"
 #include "csrc/embedding/tests/check.h"
 
@@ -152,7 +151,8 @@ void CheckSnapshot(const std::vector<int64_t>& keys,
     CHECK_GE(freqs[row], 0);
     if (space == Space::kA) CHECK_GE(freqs[row], mine.a_counts[index]);
     for (const std::vector<float>& col : cols) {
-      for (int64_t d = 0; d < kDim; ++d) CHECK(std::isfinite(col[row * kDim + d]));
+      for (int64_t d = 0; d < kDim; ++d)
+        CHECK(std::isfinite(col[row * kDim + d]));
     }
   }
 }
@@ -210,22 +210,22 @@ void Worker(EmbeddingTable<int64_t>* table, int t, double seconds,
       // once the slots exist.
       for (int i = 0; i < batch; ++i) keys.push_back(AKey(uniform(kNumA)));
       std::vector<float> grads(keys.size() * kDim);
-      for (float& g : grads) g = static_cast<float>(uniform(2001) - 1000) / 1000.0f;
+      for (float& g : grads)
+        g = static_cast<float>(uniform(2001) - 1000) / 1000.0f;
       const bool adam = columns >= 4 && uniform(2) == 0;
-      table->Update(keys.data(), keys.size(), step,
-                    [&](int64_t i, RecordView r) {
-                      CHECK_EQ(r.version(), step);
-                      if (adam) {
-                        deeprec::embedding::ApplyAdam(
-                            r.column(0), r.column(2), r.column(3),
-                            grads.data() + i * kDim, kDim, 0.001f, 0.9f,
-                            0.999f, 1e-8f);
-                      } else {
-                        deeprec::embedding::ApplyAdagrad(
-                            r.column(0), r.column(1), grads.data() + i * kDim,
-                            kDim, 0.01f);
-                      }
-                    });
+      table->Update(
+          keys.data(), keys.size(), step, [&](int64_t i, RecordView r) {
+            CHECK_EQ(r.version(), step);
+            if (adam) {
+              deeprec::embedding::ApplyAdam(
+                  r.column(0), r.column(2), r.column(3),
+                  grads.data() + i * kDim, kDim, 0.001f, 0.9f, 0.999f, 1e-8f);
+            } else {
+              deeprec::embedding::ApplyAdagrad(r.column(0), r.column(1),
+                                               grads.data() + i * kDim, kDim,
+                                               0.01f);
+            }
+          });
       for (int64_t k : keys) res->a_touched[k - kABase] = true;
     } else if (op < 50) {
       // Exact counters.
@@ -239,10 +239,18 @@ void Worker(EmbeddingTable<int64_t>* table, int t, double seconds,
       // probe some keys that are never inserted too.
       for (int i = 0; i < batch; ++i) {
         switch (uniform(4)) {
-          case 0: keys.push_back(AKey(uniform(kNumA))); break;
-          case 1: keys.push_back(BKey(uniform(kThreads), uniform(kNumB))); break;
-          case 2: keys.push_back(DKey(uniform(kNumD))); break;
-          default: keys.push_back(kProbeBase - uniform(1000)); break;
+          case 0:
+            keys.push_back(AKey(uniform(kNumA)));
+            break;
+          case 1:
+            keys.push_back(BKey(uniform(kThreads), uniform(kNumB)));
+            break;
+          case 2:
+            keys.push_back(DKey(uniform(kNumD)));
+            break;
+          default:
+            keys.push_back(kProbeBase - uniform(1000));
+            break;
         }
       }
       const int column = static_cast<int>(uniform(columns));
@@ -259,7 +267,8 @@ void Worker(EmbeddingTable<int64_t>* table, int t, double seconds,
           CHECK_EQ(f[i], 0);
           CHECK_EQ(v[i], -1);
           const std::vector<float> def = DefaultRow(column, keys[i]);
-          for (int64_t d = 0; d < kDim; ++d) CHECK_EQ(out[i * kDim + d], def[d]);
+          for (int64_t d = 0; d < kDim; ++d)
+            CHECK_EQ(out[i * kDim + d], def[d]);
         }
       }
     } else if (op < 80) {
