@@ -28,9 +28,11 @@ class EmbeddingVar : public tensorflow::ResourceBase {
     return "EmbeddingVar(column " + std::to_string(column_) + ")";
   }
 
+  // The primary reports the whole table (slots included); slots report 0 so
+  // that the table is counted once.
   int64_t MemoryUsed() const override {
     std::shared_ptr<Table> table = this->table();
-    return table && column_ == 0 ? table->MemoryBytes() : 0;
+    return table && column() == 0 ? table->MemoryBytes() : 0;
   }
 
   // Makes this variable the primary (column 0) of a new table from `make`,
