@@ -18,6 +18,7 @@
 #ifndef DEEPREC_EMBEDDING_EMBEDDING_TABLE_H_
 #define DEEPREC_EMBEDDING_EMBEDDING_TABLE_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -140,42 +141,102 @@ class EmbeddingTable {
     return total;
   }
 
+  // Runs fn(begin, end) over task indices [0, tasks), possibly in parallel;
+  // batch operations use it to process shards concurrently.
+  using Runner = std::function<void(
+      int64_t tasks, const std::function<void(int64_t, int64_t)>& fn)>;
+
+  static void RunSerially(int64_t tasks,
+                          const std::function<void(int64_t, int64_t)>& fn) {
+    fn(0, tasks);
+  }
+
   // Training lookup: writes column 0 of each key to out[i*dim]. Missing keys
   // are inserted with their default rows. With `count_freq` every occurrence
   // adds one to the key's frequency.
-  void LookupOrInsert(const K* keys, int64_t n, float* out, bool count_freq) {
-    for (int64_t i = 0; i < n; ++i) {
-      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
-      Shard& shard = ShardFor(hash);
+  void LookupOrInsert(const K* keys, int64_t n, float* out, bool count_freq,
+                      const Runner& run = RunSerially) {
+    const Batch batch = Group(keys, n);
+    ForEachShard(batch, run, [&](Shard& shard, const int64_t* pos, int64_t m) {
+      std::vector<uint32_t> found(m);
+      std::vector<int64_t> misses;
       {
         std::shared_lock<std::shared_mutex> lock(shard.mu);
-        const uint32_t idx = shard.index.Find(keys[i], hash);
-        if (idx != KeyIndex<K>::kEmpty) {
-          ReadHit(shard, idx, out + i * dim_, count_freq);
-          continue;
+        FindAll(shard, keys, batch, pos, m, found.data());
+        for (int64_t j = 0; j < m; ++j) {
+          if (j + kPrefetch < m &&
+              found[j + kPrefetch] != KeyIndex<K>::kEmpty) {
+            __builtin_prefetch(RecordPtr(shard, found[j + kPrefetch]));
+          }
+          if (found[j] == KeyIndex<K>::kEmpty) {
+            misses.push_back(pos[j]);
+          } else {
+            ReadHit(shard, found[j], out + pos[j] * dim_, count_freq);
+          }
         }
       }
+      if (misses.empty()) return;
       std::unique_lock<std::shared_mutex> lock(shard.mu);
-      const uint32_t idx = FindOrInsertLocked(shard, keys[i], hash);
-      ReadHit(shard, idx, out + i * dim_, count_freq);
-    }
+      for (int64_t i : misses) {
+        const uint32_t idx = FindOrInsertLocked(shard, keys[i], batch.hash[i]);
+        ReadHit(shard, idx, out + i * dim_, count_freq);
+      }
+    });
   }
 
   // Read-only lookup of `column`; a missing key reads that column's default
   // row. Never inserts.
-  void Find(const K* keys, int64_t n, int column, float* out) const {
-    for (int64_t i = 0; i < n; ++i) {
-      const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
-      const Shard& shard = ShardFor(hash);
-      std::shared_lock<std::shared_mutex> lock(shard.mu);
+  void Find(const K* keys, int64_t n, int column, float* out,
+            const Runner& run = RunSerially) const {
+    {
+      std::shared_lock<std::shared_mutex> lock(shards_[0].mu);
       CheckColumn(column);
-      const uint32_t idx = shard.index.Find(keys[i], hash);
-      const float* src =
-          idx == KeyIndex<K>::kEmpty
-              ? DefaultRow(column, keys[i])
-              : RecordView(RecordPtr(shard, idx), dim_).column(column);
-      std::memcpy(out + i * dim_, src, dim_ * sizeof(float));
     }
+    const Batch batch = Group(keys, n);
+    ForEachShard(batch, run,
+                 [&](const Shard& shard, const int64_t* pos, int64_t m) {
+                   std::vector<uint32_t> found(m);
+                   std::shared_lock<std::shared_mutex> lock(shard.mu);
+                   FindAll(shard, keys, batch, pos, m, found.data());
+                   for (int64_t j = 0; j < m; ++j) {
+                     const int64_t i = pos[j];
+                     const float* src =
+                         found[j] == KeyIndex<K>::kEmpty
+                             ? DefaultRow(column, keys[i])
+                             : RecordView(RecordPtr(shard, found[j]), dim_)
+                                   .column(column);
+                     std::memcpy(out + i * dim_, src, dim_ * sizeof(float));
+                   }
+                 });
+  }
+
+  // Sums the gradient rows (`grads`, [n, dim]) of equal keys, then calls
+  // fn(RecordView, summed_grad) once per distinct key under its shard's
+  // exclusive lock, inserting missing keys first. When version >= 0 it
+  // becomes each updated record's version. Duplicates are summed in batch
+  // order, as TensorFlow's sparse optimizers do before applying.
+  template <typename Fn>
+  void ApplyGradients(const K* keys, int64_t n, const float* grads,
+                      int64_t version, Fn&& fn,
+                      const Runner& run = RunSerially) {
+    const Batch batch = Group(keys, n);
+    ForEachShard(batch, run, [&](Shard& shard, const int64_t* pos, int64_t m) {
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      RowSums sums(m, dim_);
+      for (int64_t j = 0; j < m; ++j) {
+        if (j + kPrefetch < m) {
+          shard.index.Prefetch(batch.hash[pos[j + kPrefetch]]);
+        }
+        const int64_t i = pos[j];
+        sums.Add(FindOrInsertLocked(shard, keys[i], batch.hash[i]),
+                 grads + i * dim_);
+      }
+      for (size_t r = 0; r < sums.records.size(); ++r) {
+        RecordView record(RecordPtr(shard, sums.records[r]), dim_);
+        if (version >= 0) record.version() = version;
+        fn(record, sums.row(r));
+      }
+    });
   }
 
   // Frequency of each key (0 when absent).
@@ -311,6 +372,109 @@ class EmbeddingTable {
     std::vector<Lock> locks;
   };
 
+  // How far ahead batch loops prefetch hash slots and records.
+  static constexpr int64_t kPrefetch = 8;
+
+  // A batch's keys grouped by shard: positions of shard s are
+  // order[start[s] .. start[s + 1]), in batch order.
+  struct Batch {
+    std::vector<uint64_t> hash;
+    std::vector<int64_t> order;
+    std::array<int64_t, kNumShards + 1> start{};
+  };
+
+  static int ShardIndex(uint64_t hash) {
+    return static_cast<int>(hash >> (64 - kShardBits));
+  }
+
+  static Batch Group(const K* keys, int64_t n) {
+    Batch batch;
+    batch.hash.resize(n);
+    batch.order.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      batch.hash[i] = MixKey(static_cast<uint64_t>(keys[i]));
+      ++batch.start[ShardIndex(batch.hash[i]) + 1];
+    }
+    for (int s = 0; s < kNumShards; ++s) batch.start[s + 1] += batch.start[s];
+    std::array<int64_t, kNumShards> cursor;
+    std::copy(batch.start.begin(), batch.start.end() - 1, cursor.begin());
+    for (int64_t i = 0; i < n; ++i) {
+      batch.order[cursor[ShardIndex(batch.hash[i])]++] = i;
+    }
+    return batch;
+  }
+
+  // Calls fn(shard, positions, count) for every shard holding batch keys;
+  // shards are independent, so `run` may process them in parallel.
+  template <typename Table, typename Fn>
+  static void ForEachShardOf(Table* table, const Batch& batch,
+                             const Runner& run, Fn&& fn) {
+    run(kNumShards, [&](int64_t begin, int64_t end) {
+      for (int64_t s = begin; s < end; ++s) {
+        const int64_t m = batch.start[s + 1] - batch.start[s];
+        if (m > 0) {
+          fn(table->shards_[s], batch.order.data() + batch.start[s], m);
+        }
+      }
+    });
+  }
+  template <typename Fn>
+  void ForEachShard(const Batch& batch, const Runner& run, Fn&& fn) {
+    ForEachShardOf(this, batch, run, std::forward<Fn>(fn));
+  }
+  template <typename Fn>
+  void ForEachShard(const Batch& batch, const Runner& run, Fn&& fn) const {
+    ForEachShardOf(this, batch, run, std::forward<Fn>(fn));
+  }
+
+  // found[j] = record of keys[pos[j]] or kEmpty. Requires the shard's lock.
+  void FindAll(const Shard& shard, const K* keys, const Batch& batch,
+               const int64_t* pos, int64_t m, uint32_t* found) const {
+    for (int64_t j = 0; j < m; ++j) {
+      if (j + kPrefetch < m) {
+        shard.index.Prefetch(batch.hash[pos[j + kPrefetch]]);
+      }
+      found[j] = shard.index.Find(keys[pos[j]], batch.hash[pos[j]]);
+    }
+  }
+
+  // Gradient rows summed per distinct record, in first-seen order.
+  struct RowSums {
+    RowSums(int64_t max_rows, int64_t dim) : dim(dim) {
+      uint64_t capacity = 2;
+      while (capacity < static_cast<uint64_t>(2 * max_rows)) capacity *= 2;
+      slot_record.assign(capacity, KeyIndex<K>::kEmpty);
+      slot_row.resize(capacity);
+      mask = capacity - 1;
+    }
+
+    void Add(uint32_t record, const float* grad) {
+      uint64_t pos = MixKey(record) & mask;
+      while (slot_record[pos] != KeyIndex<K>::kEmpty &&
+             slot_record[pos] != record) {
+        pos = (pos + 1) & mask;
+      }
+      if (slot_record[pos] == KeyIndex<K>::kEmpty) {
+        slot_record[pos] = record;
+        slot_row[pos] = records.size();
+        records.push_back(record);
+        values.insert(values.end(), grad, grad + dim);
+        return;
+      }
+      float* sum = values.data() + slot_row[pos] * dim;
+      for (int64_t d = 0; d < dim; ++d) sum[d] += grad[d];
+    }
+
+    const float* row(size_t r) const { return values.data() + r * dim; }
+
+    const int64_t dim;
+    uint64_t mask = 0;
+    std::vector<uint32_t> slot_record;
+    std::vector<uint64_t> slot_row;
+    std::vector<uint32_t> records;
+    std::vector<float> values;
+  };
+
   void CheckDefaults(const std::vector<float>& values) const {
     if (default_value_dim_ <= 0) {
       throw std::invalid_argument("default_value_dim must be positive, got " +
@@ -337,9 +501,9 @@ class EmbeddingTable {
     return 2 + (columns * dim_ + 1) / 2;
   }
 
-  Shard& ShardFor(uint64_t hash) { return shards_[hash >> (64 - kShardBits)]; }
+  Shard& ShardFor(uint64_t hash) { return shards_[ShardIndex(hash)]; }
   const Shard& ShardFor(uint64_t hash) const {
-    return shards_[hash >> (64 - kShardBits)];
+    return shards_[ShardIndex(hash)];
   }
 
   int64_t* RecordPtr(const Shard& shard, uint32_t idx) const {

@@ -31,17 +31,23 @@ class KeyIndex {
   KeyIndex() { Rehash(kMinCapacity); }
 
   int64_t size() const { return size_; }
-  // Bytes held by the index arrays, for memory accounting.
+  // Bytes held by the slot array, for memory accounting.
   int64_t bytes() const {
-    return static_cast<int64_t>(capacity_) * (sizeof(K) + sizeof(uint32_t));
+    return static_cast<int64_t>(capacity_) * static_cast<int64_t>(sizeof(Slot));
+  }
+
+  // Starts loading the slot where a probe for `hash` begins, so that a batch
+  // can overlap its cache misses.
+  void Prefetch(uint64_t hash) const {
+    __builtin_prefetch(&slots_[hash & mask_]);
   }
 
   // Returns the record index of `key`, or kEmpty.
   uint32_t Find(K key, uint64_t hash) const {
     for (uint64_t pos = hash & mask_;; pos = (pos + 1) & mask_) {
-      const uint32_t idx = index_[pos];
-      if (idx == kEmpty) return kEmpty;
-      if (keys_[pos] == key) return idx;
+      const Slot& slot = slots_[pos];
+      if (slot.index == kEmpty) return kEmpty;
+      if (slot.key == key) return slot.index;
     }
   }
 
@@ -51,9 +57,9 @@ class KeyIndex {
       Rehash(capacity_ * 2);
     }
     uint64_t pos = hash & mask_;
-    while (index_[pos] != kEmpty) pos = (pos + 1) & mask_;
-    keys_[pos] = key;
-    index_[pos] = idx;
+    while (slots_[pos].index != kEmpty) pos = (pos + 1) & mask_;
+    slots_[pos].key = key;
+    slots_[pos].index = idx;
     ++size_;
   }
 
@@ -61,24 +67,24 @@ class KeyIndex {
   uint32_t Erase(K key, uint64_t hash) {
     uint64_t pos = hash & mask_;
     for (;; pos = (pos + 1) & mask_) {
-      if (index_[pos] == kEmpty) return kEmpty;
-      if (keys_[pos] == key) break;
+      if (slots_[pos].index == kEmpty) return kEmpty;
+      if (slots_[pos].key == key) break;
     }
-    const uint32_t removed = index_[pos];
+    const uint32_t removed = slots_[pos].index;
     // Backward shift: pull later entries of the probe chain into the hole
     // whenever their home position does not lie in (hole, entry].
     uint64_t hole = pos;
-    for (uint64_t next = (pos + 1) & mask_; index_[next] != kEmpty;
+    for (uint64_t next = (pos + 1) & mask_; slots_[next].index != kEmpty;
          next = (next + 1) & mask_) {
-      const uint64_t home = MixKey(static_cast<uint64_t>(keys_[next])) & mask_;
+      const uint64_t home =
+          MixKey(static_cast<uint64_t>(slots_[next].key)) & mask_;
       const bool home_in_range = hole <= next ? (hole < home && home <= next)
                                               : (hole < home || home <= next);
       if (home_in_range) continue;
-      keys_[hole] = keys_[next];
-      index_[hole] = index_[next];
+      slots_[hole] = slots_[next];
       hole = next;
     }
-    index_[hole] = kEmpty;
+    slots_[hole].index = kEmpty;
     --size_;
     return removed;
   }
@@ -87,41 +93,45 @@ class KeyIndex {
   template <typename Fn>
   void ForEach(Fn&& fn) const {
     for (uint64_t pos = 0; pos < capacity_; ++pos) {
-      if (index_[pos] != kEmpty) fn(keys_[pos], index_[pos]);
+      if (slots_[pos].index != kEmpty) fn(slots_[pos].key, slots_[pos].index);
     }
   }
 
   void Clear() {
-    // Drop the arrays first: Rehash re-inserts whatever they still hold.
-    keys_.reset();
-    index_.reset();
     size_ = 0;
+    // Drop the old slots first so that Rehash has nothing to carry over.
+    slots_.reset();
     Rehash(kMinCapacity);
   }
 
  private:
   static constexpr uint64_t kMinCapacity = 16;
 
+  // Key and record index side by side: a probe touches one cache line, and
+  // packing keeps an int64 slot at 12 bytes.
+#pragma pack(push, 4)
+  struct Slot {
+    K key;
+    uint32_t index;
+  };
+#pragma pack(pop)
+
   void Rehash(uint64_t capacity) {
-    std::unique_ptr<K[]> old_keys = std::move(keys_);
-    std::unique_ptr<uint32_t[]> old_index = std::move(index_);
-    const uint64_t old_capacity = old_index ? capacity_ : 0;
-    keys_.reset(new K[capacity]);
-    index_.reset(new uint32_t[capacity]);
-    for (uint64_t i = 0; i < capacity; ++i) index_[i] = kEmpty;
+    std::unique_ptr<Slot[]> old = std::move(slots_);
+    const uint64_t old_capacity = old ? capacity_ : 0;
+    slots_.reset(new Slot[capacity]);
+    for (uint64_t i = 0; i < capacity; ++i) slots_[i].index = kEmpty;
     capacity_ = capacity;
     mask_ = capacity - 1;
     for (uint64_t i = 0; i < old_capacity; ++i) {
-      if (old_index[i] == kEmpty) continue;
-      uint64_t pos = MixKey(static_cast<uint64_t>(old_keys[i])) & mask_;
-      while (index_[pos] != kEmpty) pos = (pos + 1) & mask_;
-      keys_[pos] = old_keys[i];
-      index_[pos] = old_index[i];
+      if (old[i].index == kEmpty) continue;
+      uint64_t pos = MixKey(static_cast<uint64_t>(old[i].key)) & mask_;
+      while (slots_[pos].index != kEmpty) pos = (pos + 1) & mask_;
+      slots_[pos] = old[i];
     }
   }
 
-  std::unique_ptr<K[]> keys_;
-  std::unique_ptr<uint32_t[]> index_;
+  std::unique_ptr<Slot[]> slots_;
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
   int64_t size_ = 0;

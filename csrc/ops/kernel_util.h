@@ -20,6 +20,23 @@ inline void ParallelRange(tensorflow::OpKernelContext* ctx, int64_t n,
                     fn);
 }
 
+// An engine Runner on the op's intra-op thread pool. Engine batch operations
+// run one task per table shard; `cost_per_task` (cycles) guides the split.
+inline std::function<void(int64_t,
+                          const std::function<void(int64_t, int64_t)>&)>
+PoolRunner(tensorflow::OpKernelContext* ctx, int64_t cost_per_task) {
+  return [ctx, cost_per_task](int64_t tasks,
+                              const std::function<void(int64_t, int64_t)>& fn) {
+    ParallelRange(ctx, tasks, cost_per_task, fn);
+  };
+}
+
+// Estimated cycles of one shard's share of an n-key batch with `floats`
+// floats touched per key.
+inline int64_t ShardTaskCost(int64_t n, int64_t floats) {
+  return (n / 64 + 1) * (200 + 4 * floats);
+}
+
 // Converts an engine exception into an InvalidArgument naming the op.
 inline tensorflow::Status EngineError(tensorflow::OpKernelContext* ctx,
                                       const std::exception& e) {

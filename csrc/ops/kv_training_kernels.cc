@@ -70,14 +70,12 @@ class KvApplyOp : public OpKernel {
     const int64_t step = ctx->input(step_input_).scalar<int64_t>()();
     const K* keys = indices.flat<K>().data();
     const float* g = grad.flat<float>().data();
-    ParallelRange(ctx, n, 40 * dim * (kSlots + 1),
-                  [&](int64_t begin, int64_t end) {
-                    table->Update(keys + begin, end - begin, step,
-                                  [&](int64_t i, const RecordView& record) {
-                                    ApplyRow(record, columns, params,
-                                             g + (begin + i) * dim, dim);
-                                  });
-                  });
+    table->ApplyGradients(
+        keys, n, g, step,
+        [&](const RecordView& record, const float* row) {
+          ApplyRow(record, columns, params, row, dim);
+        },
+        PoolRunner(ctx, ShardTaskCost(n, dim * (kSlots + 2))));
   }
 
  protected:

@@ -1,7 +1,8 @@
 // Op registrations for sparse optimizer updates of EmbeddingVariables.
-// Each op updates the rows of `indices` (which should be unique; repeated
-// ids are applied one after another) and records `global_step` as their
-// version when it is >= 0. Slot inputs must be slots of `var`'s table.
+// Each op sums the gradient rows of repeated ids, updates every distinct id
+// once (as TensorFlow's sparse optimizers do after deduplicating) and records
+// `global_step` as its version when it is >= 0. Slot inputs must be slots of
+// `var`'s table.
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 

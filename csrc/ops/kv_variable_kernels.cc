@@ -142,15 +142,13 @@ class KvResourceGatherOp : public OpKernel {
     // Slots are read, never grown, through a lookup: only the primary's
     // training lookups create keys.
     const bool insert = !is_inference_ && column == 0;
-    ParallelRange(
-        ctx, indices.NumElements(), 20 * dim, [&](int64_t begin, int64_t end) {
-          if (insert) {
-            table->LookupOrInsert(keys + begin, end - begin, dst + begin * dim,
-                                  true);
-          } else {
-            table->Find(keys + begin, end - begin, column, dst + begin * dim);
-          }
-        });
+    const int64_t n = indices.NumElements();
+    const auto run = PoolRunner(ctx, ShardTaskCost(n, dim));
+    if (insert) {
+      table->LookupOrInsert(keys, n, dst, true, run);
+    } else {
+      table->Find(keys, n, column, dst, run);
+    }
   }
 
  private:

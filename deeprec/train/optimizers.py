@@ -3,8 +3,9 @@
 Each class subclasses TensorFlow's optimizer of the same name. Dense and
 sparse updates of ordinary variables go through the stock code unchanged;
 for an EmbeddingVariable, slots are created as columns of its table and
-sparse gradients (duplicate ids summed first, as TensorFlow does) are applied
-by one native kernel that also records the global step as each id's version.
+sparse gradients are applied by one native kernel that sums repeated ids (as
+TensorFlow does before a sparse apply), updates each id once and records the
+global step as its version.
 """
 
 from tensorflow.python.framework import constant_op, dtypes, ops
@@ -46,9 +47,9 @@ class _EmbeddingVariableSupport:
     def _apply_sparse_duplicate_indices(self, grad, var):
         if not isinstance(var, EmbeddingVariable):
             return super()._apply_sparse_duplicate_indices(grad, var)
-        values, indices = optimizer_lib._deduplicate_indexed_slices(  # pylint: disable=protected-access
-            values=grad.values, indices=grad.indices)
-        return self._ev_apply_sparse(values, var, indices, self._ev_version())
+        # The kernels sum repeated ids themselves, inside the table's own
+        # hash lookup, instead of a separate unique + segment-sum pass.
+        return self._ev_apply_sparse(grad.values, var, grad.indices, self._ev_version())
 
     def _ev_apply_sparse(self, grad, var, indices, version):
         raise NotImplementedError(

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "csrc/embedding/tests/check.h"
@@ -390,6 +392,72 @@ TEST(VersionAndUpdate) {
   std::vector<int64_t> vs(q.size());
   t.GetVersion(q.data(), q.size(), vs.data());
   CHECK(vs == (std::vector<int64_t>{17, 123456789012LL, -1, -1, 17}));
+}
+
+// A runner that splits the shard tasks over real threads, as the op layer's
+// thread pool does.
+void RunOnThreads(int64_t tasks,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+  std::vector<std::thread> threads;
+  const int64_t step = (tasks + 3) / 4;
+  for (int64_t begin = 0; begin < tasks; begin += step) {
+    threads.emplace_back(fn, begin, std::min(tasks, begin + step));
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+TEST(ApplyGradientsSumsDuplicatesOncePerKey) {
+  const int64_t dim = 2;
+  EmbeddingTable<int64_t> t(dim, 4, Defaults(4, dim, 0));
+  Lookup<int64_t>(t, {1, 2}, true);
+  // Key 1 appears three times, key 7 is new; grads are exact in float.
+  const std::vector<int64_t> keys = {1, 7, 1, 2, 1};
+  const std::vector<float> grads = {1, 2, 10, 20, 100, 200, 5, 6, 1000, 2000};
+  std::map<int64_t, std::vector<float>> seen;
+  int calls = 0;
+  t.ApplyGradients(keys.data(), keys.size(), grads.data(), 9,
+                   [&](RecordView r, const float* g) {
+                     ++calls;
+                     CHECK_EQ(r.version(), 9);
+                     r.column(0)[0] -= g[0];
+                     r.column(0)[1] -= g[1];
+                   });
+  CHECK_EQ(calls, 3);
+  CHECK_EQ(t.size(), 3);
+  // Row 1 = {100, 101} minus 1101/2202; key 7 takes row 3 = {300, 301}.
+  const std::vector<float> v = Lookup<int64_t>(t, {1, 2, 7}, false);
+  CHECK(v ==
+        (std::vector<float>{100 - 1101.0f, 101 - 2202.0f, 195, 195, 290, 281}));
+  CHECK_EQ(Version<int64_t>(t, 7), 9);
+  CHECK_EQ(Freq<int64_t>(t, 7), 0);  // applying does not count frequency
+}
+
+TEST(BatchOperationsOnThreadsMatchSerial) {
+  const int64_t dim = 3, n = 5000;
+  std::mt19937_64 rng(5);
+  std::vector<int64_t> keys(n);
+  std::vector<float> grads(n * dim);
+  for (int64_t i = 0; i < n; ++i)
+    keys[i] = static_cast<int64_t>(rng() % 700) - 350;
+  for (float& g : grads) g = static_cast<float>(rng() % 9) - 4.0f;
+  EmbeddingTable<int64_t> serial(dim, 16, Defaults(16, dim, 0));
+  EmbeddingTable<int64_t> threaded(dim, 16, Defaults(16, dim, 0));
+  std::vector<float> out_s(n * dim), out_t(n * dim);
+  serial.LookupOrInsert(keys.data(), n, out_s.data(), true);
+  threaded.LookupOrInsert(keys.data(), n, out_t.data(), true, RunOnThreads);
+  CHECK(out_s == out_t);
+  auto sgd = [&](RecordView r, const float* g) {
+    for (int64_t d = 0; d < dim; ++d) r.column(0)[d] -= 0.5f * g[d];
+  };
+  serial.ApplyGradients(keys.data(), n, grads.data(), 3, sgd);
+  threaded.ApplyGradients(keys.data(), n, grads.data(), 3, sgd, RunOnThreads);
+  serial.Find(keys.data(), n, 0, out_s.data());
+  threaded.Find(keys.data(), n, 0, out_t.data(), RunOnThreads);
+  CHECK(out_s == out_t);
+  std::vector<int64_t> f_s(n), f_t(n);
+  serial.GetFrequency(keys.data(), n, f_s.data());
+  threaded.GetFrequency(keys.data(), n, f_t.data());
+  CHECK(f_s == f_t);
 }
 
 TEST(AddColumnBeforeRecords) {
