@@ -176,12 +176,12 @@ REGISTER_OP("KvResourceExport")
       int n = 0;
       TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
       ShapeHandle matrix = c->Matrix(c->UnknownDim(), HandleDim(c, 0));
-      for (int i : {0, 2, 3, 6 + n, 7 + n, 8 + n}) {
+      for (int i : {0, 2, 3, 5 + n, 6 + n, 7 + n}) {
         c->set_output(i, c->Vector(c->UnknownDim()));
       }
       c->set_output(1, matrix);
       c->set_output(4, c->Vector(1001));
-      c->set_output(9 + n, c->Vector(1001));
+      c->set_output(8 + n, c->Vector(1001));
       for (int i = 0; i < n; ++i) c->set_output(5 + i, matrix);
       return tensorflow::OkStatus();
     })
