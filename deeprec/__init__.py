@@ -37,9 +37,13 @@ import importlib as _importlib
 nn = _importlib.import_module("deeprec.nn")
 train = _importlib.import_module("deeprec.train")
 from deeprec.embedding import (
+    CBFFilter,
+    CounterFilter,
     EmbeddingVariable,
     EmbeddingVariableOption,
+    GlobalStepEvict,
     InitializerOption,
+    L2WeightEvict,
     PartitionedEmbeddingVariable,
     get_embedding_variable,
 )

@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -31,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "csrc/embedding/admission.h"
 #include "csrc/embedding/key_index.h"
 
 namespace deeprec {
@@ -60,6 +63,18 @@ class RecordView {
   int64_t dim_;
 };
 
+// Admission and eviction settings, fixed when a table is created.
+struct TablePolicy {
+  AdmissionPolicy admission;
+  // Eviction removes ids whose last update is more than `steps_to_live`
+  // global steps old (< 0: off), or whose value's L2 norm is below
+  // `l2_weight_threshold` (< 0: off).
+  int64_t steps_to_live = -1;
+  float l2_weight_threshold = -1.0f;
+
+  bool evicts() const { return steps_to_live >= 0 || l2_weight_threshold >= 0; }
+};
+
 template <typename K>
 class EmbeddingTable {
  public:
@@ -70,8 +85,8 @@ class EmbeddingTable {
 
   // `default_values` is row-major [default_value_dim, dim].
   EmbeddingTable(int64_t dim, int64_t default_value_dim,
-                 std::vector<float> default_values)
-      : dim_(dim), default_value_dim_(default_value_dim) {
+                 std::vector<float> default_values, TablePolicy policy = {})
+      : dim_(dim), default_value_dim_(default_value_dim), policy_(policy) {
     if (dim <= 0) {
       throw std::invalid_argument("embedding dim must be positive, got " +
                                   std::to_string(dim));
@@ -79,6 +94,8 @@ class EmbeddingTable {
     CheckDefaults(default_values);
     defaults_.push_back(std::move(default_values));
     record_words_ = RecordWords(1);
+    for (Shard& shard : shards_)
+      shard.pending.Init(policy.admission, kNumShards);
   }
 
   EmbeddingTable(const EmbeddingTable&) = delete;
@@ -177,6 +194,10 @@ class EmbeddingTable {
       }
       if (misses.empty()) return;
       std::unique_lock<std::shared_mutex> lock(shard.mu);
+      if (policy_.admission.enabled()) {
+        AdmitLocked(shard, keys, batch, misses, out, count_freq);
+        return;
+      }
       for (int64_t i : misses) {
         const uint32_t idx = FindOrInsertLocked(shard, keys[i], batch.hash[i]);
         ReadHit(shard, idx, out + i * dim_, count_freq);
@@ -193,21 +214,24 @@ class EmbeddingTable {
       CheckColumn(column);
     }
     const Batch batch = Group(keys, n);
-    ForEachShard(batch, run,
-                 [&](const Shard& shard, const int64_t* pos, int64_t m) {
-                   std::vector<uint32_t> found(m);
-                   std::shared_lock<std::shared_mutex> lock(shard.mu);
-                   FindAll(shard, keys, batch, pos, m, found.data());
-                   for (int64_t j = 0; j < m; ++j) {
-                     const int64_t i = pos[j];
-                     const float* src =
-                         found[j] == KeyIndex<K>::kEmpty
-                             ? DefaultRow(column, keys[i])
-                             : RecordView(RecordPtr(shard, found[j]), dim_)
-                                   .column(column);
-                     std::memcpy(out + i * dim_, src, dim_ * sizeof(float));
-                   }
-                 });
+    ForEachShard(
+        batch, run, [&](const Shard& shard, const int64_t* pos, int64_t m) {
+          std::vector<uint32_t> found(m);
+          std::shared_lock<std::shared_mutex> lock(shard.mu);
+          FindAll(shard, keys, batch, pos, m, found.data());
+          for (int64_t j = 0; j < m; ++j) {
+            float* dst = out + pos[j] * dim_;
+            if (found[j] != KeyIndex<K>::kEmpty) {
+              const RecordView record(RecordPtr(shard, found[j]), dim_);
+              std::memcpy(dst, record.column(column), dim_ * sizeof(float));
+            } else if (column == 0 && policy_.admission.enabled()) {
+              std::fill_n(dst, dim_, policy_.admission.no_permission_value);
+            } else {
+              std::memcpy(dst, DefaultRow(column, keys[pos[j]]),
+                          dim_ * sizeof(float));
+            }
+          }
+        });
   }
 
   // Sums the gradient rows (`grads`, [n, dim]) of equal keys, then calls
@@ -228,8 +252,12 @@ class EmbeddingTable {
           shard.index.Prefetch(batch.hash[pos[j + kPrefetch]]);
         }
         const int64_t i = pos[j];
-        sums.Add(FindOrInsertLocked(shard, keys[i], batch.hash[i]),
-                 grads + i * dim_);
+        // With admission, ids not yet admitted receive no updates.
+        const uint32_t idx =
+            policy_.admission.enabled()
+                ? shard.index.Find(keys[i], batch.hash[i])
+                : FindOrInsertLocked(shard, keys[i], batch.hash[i]);
+        if (idx != KeyIndex<K>::kEmpty) sums.Add(idx, grads + i * dim_);
       }
       for (size_t r = 0; r < sums.records.size(); ++r) {
         RecordView record(RecordPtr(shard, sums.records[r]), dim_);
@@ -239,14 +267,56 @@ class EmbeddingTable {
     });
   }
 
-  // Frequency of each key (0 when absent).
+  // Frequency of each key: counted lookups, for admitted and not yet
+  // admitted ids alike (0 when never seen).
   void GetFrequency(const K* keys, int64_t n, int64_t* out) const {
-    ReadHeader(keys, n, out, 0, 0);
+    ReadHeader(keys, n, out, 0, [](const Shard& shard, K key, uint64_t hash) {
+      return shard.pending.Frequency(key, hash);
+    });
   }
 
   // Global step of each key's last update (-1 when absent or never updated).
   void GetVersion(const K* keys, int64_t n, int64_t* out) const {
-    ReadHeader(keys, n, out, 1, -1);
+    ReadHeader(keys, n, out, 1, [](const Shard& shard, K key, uint64_t hash) {
+      return shard.pending.Version(key, hash);
+    });
+  }
+
+  struct Stats {
+    int64_t admitted = 0;      // ids with an embedding
+    int64_t filtered = 0;      // ids counted but not admitted (exact filter)
+    int64_t last_evicted = 0;  // ids removed by the latest Evict
+  };
+
+  Stats GetStats() const {
+    Stats stats;
+    for (const Shard& shard : shards_) {
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      stats.admitted += shard.index.size();
+      stats.filtered += shard.pending.size();
+    }
+    stats.last_evicted = last_evicted_.load(std::memory_order_relaxed);
+    return stats;
+  }
+
+  // Applies the eviction policy: removes admitted ids (and their slots)
+  // last updated more than steps_to_live steps before `global_step` (when
+  // it is >= 0), or whose value has an L2 norm below the threshold. Returns
+  // the number removed.
+  int64_t Evict(int64_t global_step) {
+    AllLocks<std::unique_lock<std::shared_mutex>> lock(this);
+    int64_t removed = 0;
+    for (Shard& shard : shards_) {
+      std::vector<K> stale;
+      shard.index.ForEach([&](K key, uint32_t idx) {
+        if (ShouldEvict(RecordPtr(shard, idx), global_step))
+          stale.push_back(key);
+      });
+      for (K key : stale) EraseLocked(shard, key);
+      removed += static_cast<int64_t>(stale.size());
+    }
+    last_evicted_.store(removed, std::memory_order_relaxed);
+    return removed;
   }
 
   // Calls fn(i, RecordView) for each keys[i] under its shard's exclusive
@@ -265,37 +335,53 @@ class EmbeddingTable {
     }
   }
 
-  // Destination of an export, sized by the caller once the count is known.
+  // Destination of an export, sized by the caller once the counts are known.
   struct ExportBuffers {
     K* keys = nullptr;
     int64_t* freqs = nullptr;     // may be null
     int64_t* versions = nullptr;  // may be null
     std::vector<float*> columns;  // one [n, dim] buffer per requested column
+    // Ids counted but not admitted by an exact filter; may be null.
+    K* keys_filtered = nullptr;
+    int64_t* freqs_filtered = nullptr;
+    int64_t* versions_filtered = nullptr;
   };
 
-  // Consistent snapshot of the table, ordered by Bucket(key).
+  // Consistent snapshot of the table, ordered by Bucket(key). `alloc(n,
+  // n_filtered)` receives the number of admitted and of not-admitted ids.
   // `bucket_offsets` (kNumBuckets + 1 entries) receives, for each bucket b,
-  // the first row of b; the last entry is the row count.
+  // the first admitted row of b; the last entry is the row count.
+  // `filter_offsets` (may be null) is the same for the not-admitted ids.
   void Export(const std::vector<int>& columns,
-              const std::function<ExportBuffers(int64_t n)>& alloc,
-              int64_t* bucket_offsets) const {
+              const std::function<ExportBuffers(int64_t, int64_t)>& alloc,
+              int64_t* bucket_offsets,
+              int64_t* filter_offsets = nullptr) const {
     AllLocks<std::shared_lock<std::shared_mutex>> lock(this);
     for (int c : columns) CheckColumn(c);
     std::vector<int64_t> start(kNumBuckets + 1, 0);
+    std::vector<int64_t> filtered_start(kNumBuckets + 1, 0);
     for (const Shard& shard : shards_) {
       shard.index.ForEach([&](K key, uint32_t) { ++start[Bucket(key) + 1]; });
+      shard.pending.ForEach(
+          [&](K key, int64_t, int64_t) { ++filtered_start[Bucket(key) + 1]; });
     }
-    for (int64_t b = 0; b < kNumBuckets; ++b) start[b + 1] += start[b];
-    const int64_t n = start[kNumBuckets];
-    for (int64_t b = 0; b <= kNumBuckets; ++b) bucket_offsets[b] = start[b];
-    ExportBuffers out = alloc(n);
+    for (int64_t b = 0; b < kNumBuckets; ++b) {
+      start[b + 1] += start[b];
+      filtered_start[b + 1] += filtered_start[b];
+    }
+    std::copy(start.begin(), start.end(), bucket_offsets);
+    if (filter_offsets) {
+      std::copy(filtered_start.begin(), filtered_start.end(), filter_offsets);
+    }
+    ExportBuffers out = alloc(start[kNumBuckets], filtered_start[kNumBuckets]);
     for (const Shard& shard : shards_) {
       shard.index.ForEach([&](K key, uint32_t idx) {
         const int64_t row = start[Bucket(key)]++;
         int64_t* header = RecordPtr(shard, idx);
         out.keys[row] = key;
-        if (out.freqs)
+        if (out.freqs) {
           out.freqs[row] = __atomic_load_n(header, __ATOMIC_RELAXED);
+        }
         if (out.versions) out.versions[row] = header[1];
         RecordView record(header, dim_);
         for (size_t j = 0; j < columns.size(); ++j) {
@@ -303,8 +389,23 @@ class EmbeddingTable {
                       dim_ * sizeof(float));
         }
       });
+      if (!out.keys_filtered) continue;
+      shard.pending.ForEach([&](K key, int64_t freq, int64_t version) {
+        const int64_t row = filtered_start[Bucket(key)]++;
+        out.keys_filtered[row] = key;
+        if (out.freqs_filtered) out.freqs_filtered[row] = freq;
+        if (out.versions_filtered) out.versions_filtered[row] = version;
+      });
     }
   }
+
+  // Not-admitted ids read back from a checkpoint.
+  struct FilteredRows {
+    const K* keys = nullptr;
+    int64_t n = 0;
+    const int64_t* freqs = nullptr;     // may be null (frequency 0)
+    const int64_t* versions = nullptr;  // may be null (version -1)
+  };
 
   // Writes `values` ([n, dim]) into `column` for each key, inserting missing
   // keys with default rows. `freqs`/`versions` may be null (left unchanged
@@ -312,8 +413,14 @@ class EmbeddingTable {
   // which makes a restore replace the table rather than merge into it. The
   // operation is idempotent and order-independent between columns, so the
   // value and slot restores of one checkpoint may run in any order.
+  //
+  // With `drop_absent` the not-admitted ids are replaced by `filtered`, each
+  // judged against this table's filter: one whose frequency reaches
+  // filter_freq is admitted with default rows, the others wait. Ids in `keys`
+  // were admitted and stay admitted whatever their frequency.
   void Import(const K* keys, int64_t n, int column, const float* values,
-              const int64_t* freqs, const int64_t* versions, bool drop_absent) {
+              const int64_t* freqs, const int64_t* versions, bool drop_absent,
+              const FilteredRows& filtered = {}) {
     AllLocks<std::unique_lock<std::shared_mutex>> lock(this);
     CheckColumn(column);
     std::array<std::vector<bool>, kNumShards> touched;
@@ -339,6 +446,23 @@ class EmbeddingTable {
         if (idx >= touched[s].size() || !touched[s][idx]) stale.push_back(key);
       });
       for (K key : stale) EraseLocked(shards_[s], key);
+      shards_[s].pending.Clear();
+    }
+    for (int64_t i = 0; i < filtered.n; ++i) {
+      const K key = filtered.keys[i];
+      const uint64_t hash = MixKey(static_cast<uint64_t>(key));
+      Shard& shard = ShardFor(hash);
+      if (shard.index.Find(key, hash) != KeyIndex<K>::kEmpty) continue;
+      const int64_t freq = filtered.freqs ? filtered.freqs[i] : 0;
+      const int64_t version = filtered.versions ? filtered.versions[i] : -1;
+      if (freq >= policy_.admission.filter_freq) {
+        int64_t* header =
+            RecordPtr(shard, FindOrInsertLocked(shard, key, hash));
+        header[0] = freq;
+        header[1] = version;
+      } else {
+        shard.pending.Restore(key, hash, freq, version);
+      }
     }
   }
 
@@ -361,6 +485,7 @@ class EmbeddingTable {
     std::vector<std::unique_ptr<int64_t[]>> chunks;
     std::vector<uint32_t> free_records;
     uint32_t next_record = 0;
+    PendingIds<K> pending;
   };
 
   // Holds every shard lock, taken in shard order to avoid deadlock.
@@ -529,8 +654,11 @@ class EmbeddingTable {
     std::memcpy(out, RecordView(header, dim_).column(0), dim_ * sizeof(float));
   }
 
+  // out[i] = header word `word` of keys[i], or absent(shard, key, hash) for
+  // keys without a record.
+  template <typename Absent>
   void ReadHeader(const K* keys, int64_t n, int64_t* out, int word,
-                  int64_t absent) const {
+                  Absent&& absent) const {
     for (int64_t i = 0; i < n; ++i) {
       const uint64_t hash = MixKey(static_cast<uint64_t>(keys[i]));
       const Shard& shard = ShardFor(hash);
@@ -538,9 +666,53 @@ class EmbeddingTable {
       const uint32_t idx = shard.index.Find(keys[i], hash);
       out[i] =
           idx == KeyIndex<K>::kEmpty
-              ? absent
+              ? absent(shard, keys[i], hash)
               : __atomic_load_n(RecordPtr(shard, idx) + word, __ATOMIC_RELAXED);
     }
+  }
+
+  // The lookup of ids without a record under admission: each occurrence
+  // reads no_permission_value and is counted; ids whose frequency reaches
+  // filter_freq are admitted after the whole batch, so admission takes
+  // effect from the next lookup. Requires the shard's exclusive lock.
+  void AdmitLocked(Shard& shard, const K* keys, const Batch& batch,
+                   const std::vector<int64_t>& misses, float* out,
+                   bool count_freq) {
+    const AdmissionPolicy& admission = policy_.admission;
+    std::vector<int64_t> ready;
+    for (int64_t i : misses) {
+      const uint32_t idx = shard.index.Find(keys[i], batch.hash[i]);
+      if (idx != KeyIndex<K>::kEmpty) {
+        ReadHit(shard, idx, out + i * dim_, count_freq);
+        continue;
+      }
+      std::fill_n(out + i * dim_, dim_, admission.no_permission_value);
+      const int64_t freq =
+          shard.pending.Count(keys[i], batch.hash[i], count_freq ? 1 : 0);
+      if (freq >= admission.filter_freq) ready.push_back(i);
+    }
+    for (int64_t i : ready) {
+      if (shard.index.Find(keys[i], batch.hash[i]) != KeyIndex<K>::kEmpty) {
+        continue;  // a repeated id, admitted at its first occurrence
+      }
+      const auto [freq, version] = shard.pending.Take(keys[i], batch.hash[i]);
+      int64_t* header =
+          RecordPtr(shard, FindOrInsertLocked(shard, keys[i], batch.hash[i]));
+      header[0] = freq;
+      header[1] = version;
+    }
+  }
+
+  bool ShouldEvict(const int64_t* header, int64_t global_step) const {
+    if (policy_.steps_to_live >= 0 && global_step >= 0 &&
+        global_step - header[1] > policy_.steps_to_live) {
+      return true;
+    }
+    if (policy_.l2_weight_threshold < 0) return false;
+    const float* value = reinterpret_cast<const float*>(header + 2);
+    double sum = 0;
+    for (int64_t d = 0; d < dim_; ++d) sum += double{value[d]} * value[d];
+    return std::sqrt(sum) < policy_.l2_weight_threshold;
   }
 
   // Requires the shard's exclusive lock.
@@ -583,6 +755,8 @@ class EmbeddingTable {
   // Guarded by all shard locks: written only while every lock is held
   // exclusively, so holding any one shard lock makes them safe to read.
   std::vector<std::vector<float>> defaults_;
+  const TablePolicy policy_;
+  std::atomic<int64_t> last_evicted_{0};
   int64_t record_words_;
   std::array<Shard, kNumShards> shards_;
 };

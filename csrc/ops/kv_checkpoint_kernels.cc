@@ -32,6 +32,10 @@ struct Rows {
   std::vector<float> values;
   std::vector<int64_t> freqs;
   std::vector<int64_t> versions;
+  // Ids counted but not admitted (primary variables with a filter only).
+  std::vector<K> keys_filtered;
+  std::vector<int64_t> freqs_filtered;
+  std::vector<int64_t> versions_filtered;
 };
 
 template <typename K>
@@ -82,10 +86,16 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
     const int64_t n = static_cast<int64_t>(rows.keys.size());
     const bool has_header = rows.freqs.size() == rows.keys.size() &&
                             rows.versions.size() == rows.keys.size();
+    typename embedding::EmbeddingTable<K>::FilteredRows filtered;
+    filtered.keys = rows.keys_filtered.data();
+    filtered.n = static_cast<int64_t>(rows.keys_filtered.size());
+    filtered.freqs = rows.freqs_filtered.data();
+    filtered.versions = rows.versions_filtered.data();
     try {
       table->Import(rows.keys.data(), n, var->column(), rows.values.data(),
                     has_header ? rows.freqs.data() : nullptr,
-                    has_header ? rows.versions.data() : nullptr, drop_absent_);
+                    has_header ? rows.versions.data() : nullptr, drop_absent_,
+                    filtered);
     } catch (const std::exception& e) {
       ctx->SetStatus(EngineError(ctx, e));
     }
@@ -118,9 +128,7 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
         has_header && freqs.NumElements() == n && versions.NumElements() == n;
     const float* value_data = values.flat<float>().data();
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t key = keys.dtype() == tensorflow::DT_INT32
-                              ? keys.flat<int32_t>()(i)
-                              : keys.flat<int64_t>()(i);
+      const int64_t key = KeyAt(keys, i);
       if (embedding::Bucket(key) % partition_num_ != partition_id_) continue;
       rows->keys.push_back(static_cast<K>(key));
       rows->values.insert(rows->values.end(), value_data + i * dim,
@@ -130,7 +138,42 @@ class KvResourceImportFromCheckpointOp : public OpKernel {
         rows->versions.push_back(versions.flat<int64_t>()(i));
       }
     }
+    return drop_absent_ ? ReadFiltered(reader, group, rows)
+                        : tensorflow::OkStatus();
+  }
+
+  // Adds the group's not-admitted ids routed to this shard; checkpoints
+  // without filtered tensors (or with empty ones) add nothing.
+  Status ReadFiltered(BundleReader* reader, const std::string& group,
+                      Rows<K>* rows) {
+    if (!reader->Contains(group + "-keys_filtered")) {
+      return tensorflow::OkStatus();
+    }
+    Tensor keys, freqs, versions;
+    TF_RETURN_IF_ERROR(reader->Lookup(group + "-keys_filtered", &keys));
+    if (reader->Contains(group + "-freqs_filtered")) {
+      TF_RETURN_IF_ERROR(reader->Lookup(group + "-freqs_filtered", &freqs));
+    }
+    if (reader->Contains(group + "-versions_filtered")) {
+      TF_RETURN_IF_ERROR(
+          reader->Lookup(group + "-versions_filtered", &versions));
+    }
+    const int64_t n = keys.NumElements();
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t key = KeyAt(keys, i);
+      if (embedding::Bucket(key) % partition_num_ != partition_id_) continue;
+      rows->keys_filtered.push_back(static_cast<K>(key));
+      rows->freqs_filtered.push_back(
+          freqs.NumElements() == n ? freqs.flat<int64_t>()(i) : 0);
+      rows->versions_filtered.push_back(
+          versions.NumElements() == n ? versions.flat<int64_t>()(i) : -1);
+    }
     return tensorflow::OkStatus();
+  }
+
+  static int64_t KeyAt(const Tensor& keys, int64_t i) {
+    return keys.dtype() == tensorflow::DT_INT32 ? keys.flat<int32_t>()(i)
+                                                : keys.flat<int64_t>()(i);
   }
 
   std::string root_;

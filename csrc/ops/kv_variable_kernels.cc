@@ -19,6 +19,7 @@ using tensorflow::OpInputList;
 using tensorflow::OpKernel;
 using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
+using tensorflow::OpOutputList;
 using tensorflow::ResourceHandle;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
@@ -33,6 +34,18 @@ class InitializeKvVariableOp : public OpKernel {
  public:
   explicit InitializeKvVariableOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("if_uninitialized", &if_uninitialized_));
+    embedding::AdmissionPolicy& admission = policy_.admission;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("filter_freq", &admission.filter_freq));
+    OP_REQUIRES_OK(ctx,
+                   ctx->GetAttr("bloom_counters", &admission.bloom_counters));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("bloom_hashes", &admission.bloom_hashes));
+    OP_REQUIRES_OK(
+        ctx, ctx->GetAttr("bloom_counter_bits", &admission.bloom_counter_bits));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("default_value_no_permission",
+                                     &admission.no_permission_value));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("steps_to_live", &policy_.steps_to_live));
+    OP_REQUIRES_OK(
+        ctx, ctx->GetAttr("l2_weight_threshold", &policy_.l2_weight_threshold));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -67,7 +80,7 @@ class InitializeKvVariableOp : public OpKernel {
       var->InitPrimary(
           [&] {
             return std::make_shared<embedding::EmbeddingTable<K>>(
-                dim, rows, std::move(values));
+                dim, rows, std::move(values), policy_);
           },
           if_uninitialized_);
       return;
@@ -87,6 +100,7 @@ class InitializeKvVariableOp : public OpKernel {
 
  private:
   bool if_uninitialized_ = false;
+  embedding::TablePolicy policy_;
 };
 
 template <typename K>
@@ -180,7 +194,9 @@ class KvResourceLookupHeaderOp : public OpKernel {
 template <typename K>
 class KvResourceExportOp : public OpKernel {
  public:
-  using OpKernel::OpKernel;
+  explicit KvResourceExportOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("evict", &evict_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     RefCountPtr<EmbeddingVar<K>> var;
@@ -203,46 +219,105 @@ class KvResourceExportOp : public OpKernel {
       columns.push_back(slot_vars[i]->column());
     }
     const int64_t dim = table->dim();
+    if (evict_) {
+      table->Evict(ctx->input(1 + slots.size()).scalar<int64_t>()());
+    }
     std::vector<int64_t> offsets(embedding::kNumBuckets + 1);
-    // The row count is known only under the table's locks, so outputs are
+    std::vector<int64_t> filter_offsets(embedding::kNumBuckets + 1);
+    // The row counts are known only under the table's locks, so outputs are
     // allocated from inside Export; a failed allocation aborts it by throwing.
     tensorflow::Status status;
-    auto output = [&](int index, const TensorShape& shape) -> Tensor* {
+    auto output = [&](const char* name, const TensorShape& shape) -> Tensor* {
       Tensor* t = nullptr;
-      status = ctx->allocate_output(index, shape, &t);
+      status = ctx->allocate_output(name, shape, &t);
       if (!status.ok()) throw std::runtime_error(status.ToString());
       return t;
     };
-    auto alloc = [&](int64_t n) {
+    OpOutputList slot_outputs;
+    OP_REQUIRES_OK(ctx, ctx->output_list("slot_values", &slot_outputs));
+    auto alloc = [&](int64_t n, int64_t n_filtered) {
       typename embedding::EmbeddingTable<K>::ExportBuffers buffers;
-      buffers.keys = output(0, TensorShape({n}))->template flat<K>().data();
+      buffers.keys = output("keys", {n})->template flat<K>().data();
       buffers.columns.push_back(
-          output(1, TensorShape({n, dim}))->template flat<float>().data());
-      buffers.freqs =
-          output(2, TensorShape({n}))->template flat<int64_t>().data();
+          output("values", {n, dim})->template flat<float>().data());
+      buffers.freqs = output("freqs", {n})->template flat<int64_t>().data();
       buffers.versions =
-          output(3, TensorShape({n}))->template flat<int64_t>().data();
+          output("versions", {n})->template flat<int64_t>().data();
       for (int i = 0; i < slots.size(); ++i) {
-        buffers.columns.push_back(output(5 + i, TensorShape({n, dim}))
-                                      ->template flat<float>()
-                                      .data());
+        Tensor* t = nullptr;
+        status = slot_outputs.allocate(i, TensorShape({n, dim}), &t);
+        if (!status.ok()) throw std::runtime_error(status.ToString());
+        buffers.columns.push_back(t->template flat<float>().data());
       }
+      buffers.keys_filtered =
+          output("keys_filtered", {n_filtered})->template flat<K>().data();
+      buffers.freqs_filtered = output("freqs_filtered", {n_filtered})
+                                   ->template flat<int64_t>()
+                                   .data();
+      buffers.versions_filtered = output("versions_filtered", {n_filtered})
+                                      ->template flat<int64_t>()
+                                      .data();
       return buffers;
     };
     try {
-      table->Export(columns, alloc, offsets.data());
+      table->Export(columns, alloc, offsets.data(), filter_offsets.data());
     } catch (const std::exception& e) {
       OP_REQUIRES_OK(ctx, status);
       OP_REQUIRES_OK(ctx, EngineError(ctx, e));
     }
-    Tensor* offset_out = nullptr;
+    OP_REQUIRES_OK(ctx, WriteOffsets(ctx, "partition_offset", offsets));
     OP_REQUIRES_OK(
-        ctx, ctx->allocate_output(4, TensorShape({embedding::kNumBuckets + 1}),
-                                  &offset_out));
-    auto offset_vec = offset_out->vec<int32_t>();
-    for (int64_t b = 0; b <= embedding::kNumBuckets; ++b) {
-      offset_vec(b) = static_cast<int32_t>(offsets[b]);
+        ctx, WriteOffsets(ctx, "partition_filter_offset", filter_offsets));
+  }
+
+ private:
+  static tensorflow::Status WriteOffsets(OpKernelContext* ctx, const char* name,
+                                         const std::vector<int64_t>& offsets) {
+    Tensor* out = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(
+        name, TensorShape({static_cast<int64_t>(offsets.size())}), &out));
+    auto vec = out->vec<int32_t>();
+    for (size_t b = 0; b < offsets.size(); ++b) {
+      vec(b) = static_cast<int32_t>(offsets[b]);
     }
+    return tensorflow::OkStatus();
+  }
+
+  bool evict_ = false;
+};
+
+template <typename K>
+class KvResourceEvictOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &out));
+    out->scalar<int64_t>()() = table->Evict(ctx->input(1).scalar<int64_t>()());
+  }
+};
+
+template <typename K>
+class KvVariableStatsOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    const auto stats = table->GetStats();
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({4}), &out));
+    auto vec = out->vec<int64_t>();
+    vec(0) = stats.admitted + stats.filtered;
+    vec(1) = stats.admitted;
+    vec(2) = stats.filtered;
+    vec(3) = stats.last_evicted;
   }
 };
 
@@ -284,12 +359,31 @@ class KvResourceImportOp : public OpKernel {
                                   "' freqs/versions must be empty or have ", n,
                                   " entries, got ", t->NumElements()));
     }
+    const Tensor& keys_filtered = ctx->input(5);
+    const Tensor& freqs_filtered = ctx->input(6);
+    const Tensor& versions_filtered = ctx->input(7);
+    typename embedding::EmbeddingTable<K>::FilteredRows filtered;
+    filtered.keys = keys_filtered.flat<K>().data();
+    filtered.n = keys_filtered.NumElements();
+    for (const Tensor* t : {&freqs_filtered, &versions_filtered}) {
+      OP_REQUIRES(ctx, t->NumElements() == 0 || t->NumElements() == filtered.n,
+                  errors::InvalidArgument(
+                      "KvResourceImport: '", tensor_name_,
+                      "' filtered freqs/versions must be empty or have ",
+                      filtered.n, " entries, got ", t->NumElements()));
+    }
+    if (freqs_filtered.NumElements()) {
+      filtered.freqs = freqs_filtered.flat<int64_t>().data();
+    }
+    if (versions_filtered.NumElements()) {
+      filtered.versions = versions_filtered.flat<int64_t>().data();
+    }
     try {
       table->Import(
           keys.flat<K>().data(), n, var->column(), values.flat<float>().data(),
           freqs.NumElements() ? freqs.flat<int64_t>().data() : nullptr,
           versions.NumElements() ? versions.flat<int64_t>().data() : nullptr,
-          drop_absent_);
+          drop_absent_, filtered);
     } catch (const std::exception& e) {
       ctx->SetStatus(EngineError(ctx, e));
     }
@@ -331,7 +425,13 @@ class KvResourceImportOp : public OpKernel {
       KvResourceExportOp<K>);                                                 \
   REGISTER_KERNEL_BUILDER(                                                    \
       Name("KvResourceImport").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"), \
-      KvResourceImportOp<K>);
+      KvResourceImportOp<K>);                                                 \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvResourceEvict").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"),  \
+      KvResourceEvictOp<K>);                                                  \
+  REGISTER_KERNEL_BUILDER(                                                    \
+      Name("KvVariableStats").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"),  \
+      KvVariableStatsOp<K>);
 
 REGISTER_KV_KERNELS(int64_t);
 REGISTER_KV_KERNELS(int32_t);

@@ -62,6 +62,13 @@ REGISTER_OP("InitializeKvVariableOp")
     .Attr("Tkeys: {int64, int32} = DT_INT64")
     .Attr("dtype: {float} = DT_FLOAT")
     .Attr("if_uninitialized: bool = false")
+    .Attr("filter_freq: int >= 0 = 0")
+    .Attr("bloom_counters: int >= 0 = 0")
+    .Attr("bloom_hashes: int >= 0 = 0")
+    .Attr("bloom_counter_bits: int = 64")
+    .Attr("default_value_no_permission: float = 0.0")
+    .Attr("steps_to_live: int = -1")
+    .Attr("l2_weight_threshold: float = -1.0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(ScalarResourceInput(c, 0));
@@ -78,7 +85,10 @@ floormod(key, default_value_dim) of `default_value` [default_value_dim, dim].
 Otherwise `resource` is an optimizer slot: it becomes a new column of the
 primary's table with `default_value` as that column's default rows. With
 `if_uninitialized`, an already initialized variable is left unchanged (used by
-restores, which may run instead of the initializers).
+restores, which may run instead of the initializers). The remaining attrs set
+the primary table's admission filter (filter_freq > 0; a counting Bloom filter
+when bloom_counters > 0) and eviction policy (steps_to_live >= 0,
+l2_weight_threshold >= 0).
 )doc");
 
 REGISTER_OP("KvVarIsInitializedOp")
@@ -146,31 +156,68 @@ REGISTER_OP("KvResourceLookupVersion")
 REGISTER_OP("KvResourceExport")
     .Input("resource: resource")
     .Input("slots: N * resource")
+    .Input("global_step: int64")
     .Output("keys: Tkeys")
     .Output("values: dtype")
     .Output("freqs: int64")
     .Output("versions: int64")
     .Output("partition_offset: int32")
     .Output("slot_values: N * dtype")
+    .Output("keys_filtered: Tkeys")
+    .Output("freqs_filtered: int64")
+    .Output("versions_filtered: int64")
+    .Output("partition_filter_offset: int32")
     .Attr("N: int >= 0")
     .Attr("Tkeys: {int64, int32} = DT_INT64")
     .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("evict: bool = false")
+    .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      DimensionHandle rows = c->UnknownDim();
-      ShapeHandle matrix = c->Matrix(rows, HandleDim(c, 0));
-      c->set_output(0, c->Vector(rows));
+      int n = 0;
+      TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
+      ShapeHandle matrix = c->Matrix(c->UnknownDim(), HandleDim(c, 0));
+      for (int i : {0, 2, 3, 5 + n, 6 + n, 7 + n}) {
+        c->set_output(i, c->Vector(c->UnknownDim()));
+      }
       c->set_output(1, matrix);
-      c->set_output(2, c->Vector(rows));
-      c->set_output(3, c->Vector(rows));
       c->set_output(4, c->Vector(1001));
-      for (int i = 5; i < c->num_outputs(); ++i) c->set_output(i, matrix);
+      c->set_output(8 + n, c->Vector(1001));
+      for (int i = 0; i < n; ++i) c->set_output(5 + i, matrix);
       return tensorflow::OkStatus();
     })
     .Doc(R"doc(
 Exports one consistent snapshot of an EmbeddingVariable and the given slots
 (which must share its table), rows grouped by floormod(key, 1000);
 partition_offset[b] is the first row of group b and partition_offset[1000]
-the row count.
+the row count. The *_filtered outputs list the ids counted but not yet
+admitted by an exact admission filter, grouped the same way. With `evict`,
+the table's eviction policy runs first, judged at `global_step`.
+)doc");
+
+REGISTER_OP("KvResourceEvict")
+    .Input("resource: resource")
+    .Input("global_step: int64")
+    .Output("evicted: int64")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .SetIsStateful()
+    .SetShapeFn(tensorflow::shape_inference::ScalarShape)
+    .Doc(R"doc(
+Runs the EmbeddingVariable's eviction policy at `global_step` (< 0 skips the
+global-step rule) and returns how many ids it removed with their slots.
+)doc");
+
+REGISTER_OP("KvVariableStats")
+    .Input("resource: resource")
+    .Output("stats: int64")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Vector(4));
+      return tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+[total ids, admitted ids, ids counted but not admitted, ids evicted by the
+latest eviction] of an EmbeddingVariable.
 )doc");
 
 REGISTER_OP("KvResourceImport")
@@ -179,6 +226,9 @@ REGISTER_OP("KvResourceImport")
     .Input("values: dtype")
     .Input("freqs: int64")
     .Input("versions: int64")
+    .Input("keys_filtered: Tkeys")
+    .Input("freqs_filtered: int64")
+    .Input("versions_filtered: int64")
     .Attr("Tkeys: {int64, int32} = DT_INT64")
     .Attr("dtype: {float} = DT_FLOAT")
     .Attr("drop_absent: bool = false")
@@ -187,7 +237,9 @@ REGISTER_OP("KvResourceImport")
     .Doc(R"doc(
 Writes `values` [n, dim] for `keys` into the variable's column, inserting
 missing keys. `freqs` and `versions` are either empty (left unchanged) or have
-n entries. With `drop_absent` keys not in `keys` are removed. `tensor_name`
+n entries. With `drop_absent` keys not in `keys` are removed and the ids not
+yet admitted are replaced by `keys_filtered` (with their counts, possibly
+empty), each re-judged against the variable's admission filter. `tensor_name`
 names the checkpoint tensor in error messages.
 )doc");
 

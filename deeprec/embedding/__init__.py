@@ -2,9 +2,17 @@
 
 from deeprec.embedding import lookup as _lookup
 from deeprec.embedding.get_variable import get_embedding_variable
-from deeprec.embedding.options import EmbeddingVariableOption, InitializerOption
+from deeprec.embedding.options import (
+    CBFFilter,
+    CounterFilter,
+    EmbeddingVariableOption,
+    GlobalStepEvict,
+    InitializerOption,
+    L2WeightEvict,
+)
 from deeprec.embedding.partitioned import PartitionedEmbeddingVariable
 from deeprec.embedding.variable import EmbeddingVariable
 
-__all__ = ["EmbeddingVariable", "EmbeddingVariableOption", "InitializerOption",
+__all__ = ["CBFFilter", "CounterFilter", "EmbeddingVariable", "EmbeddingVariableOption",
+           "GlobalStepEvict", "InitializerOption", "L2WeightEvict",
            "PartitionedEmbeddingVariable", "get_embedding_variable"]

@@ -126,7 +126,8 @@ def _true_getter(name: str, embedding_dim: int, key_dtype, value_dtype,
                   else init_option.initializer,
                   default_value_dim=init_option.default_value_dim,
                   default_value_no_permission=init_option.default_value_no_permission,
-                  trainable=trainable, collections=collections)
+                  trainable=trainable, collections=collections,
+                  table_attrs=ev_option.table_attrs())
     num_shards = _num_shards(name, partitioner, embedding_dim, value_dtype)
     if num_shards is None:
         var = EmbeddingVariable(name, **kwargs)

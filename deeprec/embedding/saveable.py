@@ -10,6 +10,8 @@ with the same shard count. `EmbeddingVariableSaverBuilder`, the default of
 `deeprec.train.Saver`, additionally restores into a different shard count.
 """
 
+import os
+
 from tensorflow.python.framework import ops
 from tensorflow.python.framework import tensor as tensor_lib
 from tensorflow.python.ops import array_ops, control_flow_ops
@@ -20,26 +22,36 @@ from deeprec._native import ops as kv_ops
 from deeprec.embedding import variable as ev_lib
 
 
+def save_filtered_features() -> bool:
+    """Whether checkpoints keep not-yet-admitted ids (TF_EV_SAVE_FILTERED_FEATURES)."""
+    value = os.environ.get("TF_EV_SAVE_FILTERED_FEATURES", "true")
+    return value.strip().lower() not in ("false", "0", "no")
+
+
 class EmbeddingVariableSaveable(saveable_object.SaveableObject):
     """The SaveableObject of one EmbeddingVariable or slot."""
 
     def __init__(self, var: "ev_lib.EmbeddingVariable"):
         self.var = var
         name = var.op.name
-        snapshot = var._snapshot()
+        snapshot = var._snapshot(for_checkpoint=True)
         column = var._column_index()
-        specs = [saveable_object.SaveSpec(snapshot.keys, "", name + ev_lib.KEYS)]
+        tensors = {ev_lib.KEYS: snapshot.keys}
         if column == 0:
-            specs += [
-                saveable_object.SaveSpec(snapshot.values, "", name + ev_lib.VALUES),
-                saveable_object.SaveSpec(snapshot.freqs, "", name + ev_lib.FREQS),
-                saveable_object.SaveSpec(snapshot.versions, "", name + ev_lib.VERSIONS),
-            ]
+            tensors.update({ev_lib.VALUES: snapshot.values, ev_lib.FREQS: snapshot.freqs,
+                            ev_lib.VERSIONS: snapshot.versions})
         else:
-            specs.append(saveable_object.SaveSpec(
-                snapshot.slot_values[column - 1], "", name + ev_lib.VALUES))
-        specs.append(saveable_object.SaveSpec(
-            snapshot.partition_offset, "", name + ev_lib.OFFSETS))
+            tensors[ev_lib.VALUES] = snapshot.slot_values[column - 1]
+        tensors[ev_lib.OFFSETS] = snapshot.partition_offset
+        if column == 0 and var.has_exact_filter and save_filtered_features():
+            tensors.update({
+                ev_lib.KEYS_FILTERED: snapshot.keys_filtered,
+                ev_lib.FREQS_FILTERED: snapshot.freqs_filtered,
+                ev_lib.VERSIONS_FILTERED: snapshot.versions_filtered,
+                ev_lib.FILTER_OFFSETS: snapshot.partition_filter_offset})
+        self._suffixes = list(tensors)
+        specs = [saveable_object.SaveSpec(t, "", name + suffix)
+                 for suffix, t in tensors.items()]
         super().__init__(var, specs, name)
 
     @property
@@ -54,30 +66,28 @@ class EmbeddingVariableSaveable(saveable_object.SaveableObject):
         """
         primary = self.var._root()
         with ops.name_scope(self.var.op.name + "/"):
-            ensure = [kv_ops.initialize_kv_variable_op(
-                primary.handle, primary.handle, primary.initial_value,
-                Tkeys=primary.key_dtype, if_uninitialized=True,
-                name="InitializeIfNeeded")]
+            ensure = [primary._initialize(if_uninitialized=True,
+                                          name="InitializeIfNeeded")]
             if self.var is not primary:
                 with ops.control_dependencies(ensure):
-                    ensure = [kv_ops.initialize_kv_variable_op(
-                        self.var.handle, primary.handle, self.var.initial_value,
-                        Tkeys=primary.key_dtype, if_uninitialized=True,
-                        name="InitializeSlotIfNeeded")]
+                    ensure = [self.var._initialize(if_uninitialized=True,
+                                                   name="InitializeSlotIfNeeded")]
         return ensure
 
     def restore(self, restored_tensors, restored_shapes):
         """Restores from this variable's own tensors (same shard count)."""
         del restored_shapes
-        keys, values = restored_tensors[0], restored_tensors[1]
-        if self.is_primary:
-            freqs, versions = restored_tensors[2], restored_tensors[3]
-        else:
-            freqs = versions = array_ops.zeros([0], "int64")
+        restored = dict(zip(self._suffixes, restored_tensors, strict=True))
+        empty = array_ops.zeros([0], "int64")
+        no_keys = array_ops.zeros([0], self.var.key_dtype)
         with ops.colocate_with(self.var.handle), \
                 ops.control_dependencies(self._ensure_initialized()):
             return kv_ops.kv_resource_import(
-                self.var.handle, keys, values, freqs, versions,
+                self.var.handle, restored[ev_lib.KEYS], restored[ev_lib.VALUES],
+                restored.get(ev_lib.FREQS, empty), restored.get(ev_lib.VERSIONS, empty),
+                restored.get(ev_lib.KEYS_FILTERED, no_keys),
+                restored.get(ev_lib.FREQS_FILTERED, empty),
+                restored.get(ev_lib.VERSIONS_FILTERED, empty),
                 drop_absent=self.is_primary, tensor_name=self.name + ev_lib.VALUES)
 
     def restore_from_checkpoint(self, prefix: tensor_lib.Tensor) -> ops.Operation:

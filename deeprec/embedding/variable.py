@@ -3,9 +3,16 @@
 import numbers
 from typing import Any, Optional
 
-from tensorflow.python.framework import dtypes, ops, tensor_conversion_registry, tensor_shape
+from tensorflow.python.framework import (
+    constant_op,
+    dtypes,
+    ops,
+    tensor_conversion_registry,
+    tensor_shape,
+)
 from tensorflow.python.framework import tensor as tensor_lib
-from tensorflow.python.ops import array_ops, init_ops, variables
+from tensorflow.python.ops import array_ops, init_ops, math_ops, variables
+from tensorflow.python.training import training_util
 from tensorflow.python.util import dispatch
 
 from deeprec._native import ops as kv_ops
@@ -13,6 +20,10 @@ from deeprec._native import ops as kv_ops
 # Names of the tensors an EmbeddingVariable contributes to a checkpoint.
 KEYS, VALUES, FREQS, VERSIONS, OFFSETS = (
     "-keys", "-values", "-freqs", "-versions", "-partition_offset")
+# ... and, with an exact admission filter, for the ids not yet admitted.
+KEYS_FILTERED, FREQS_FILTERED, VERSIONS_FILTERED, FILTER_OFFSETS = (
+    "-keys_filtered", "-freqs_filtered", "-versions_filtered",
+    "-partition_filter_offset")
 
 
 def default_values(initializer: Any, rows: int, dim: int,
@@ -69,7 +80,8 @@ class EmbeddingVariable(variables.Variable):
                  trainable: bool = True,
                  collections: list[str] | None = None,
                  primary: Optional["EmbeddingVariable"] = None,
-                 partition: tuple[str, int, int] | None = None):
+                 partition: tuple[str, int, int] | None = None,
+                 table_attrs: dict | None = None):
         """Creates the variable's ops in the default graph.
 
         Args:
@@ -85,6 +97,8 @@ class EmbeddingVariable(variables.Variable):
           primary: For an optimizer slot, the variable whose table it shares.
           partition: (root name, shard index, shard count) when this is one
             shard of a partitioned variable.
+          table_attrs: Admission and eviction settings of a primary's table
+            (`EmbeddingVariableOption.table_attrs()`).
         """
         key_dtype = dtypes.as_dtype(key_dtype)
         value_dtype = dtypes.as_dtype(value_dtype or dtypes.float32)
@@ -108,6 +122,9 @@ class EmbeddingVariable(variables.Variable):
         self._export_cache = {}
         self._default_value_dim = default_value_dim
         self.default_value_no_permission = default_value_no_permission
+        self._table_attrs = dict(table_attrs or {}) if primary is None else {}
+        self._table_attrs.setdefault("default_value_no_permission",
+                                     default_value_no_permission)
         with ops.init_scope():
             graph = ops.get_default_graph()
             with ops.name_scope(None):
@@ -122,10 +139,7 @@ class EmbeddingVariable(variables.Variable):
                         initializer, default_value_dim, embedding_dim, value_dtype)
                 deps = [primary.initializer] if primary is not None else []
                 with ops.control_dependencies(deps):
-                    self._initializer_op = kv_ops.initialize_kv_variable_op(
-                        self._handle,
-                        primary.handle if primary is not None else self._handle,
-                        self._initial_value, Tkeys=key_dtype)
+                    self._initializer_op = self._initialize(if_uninitialized=False)
         if primary is not None:
             primary._slots.append(self)
         if collections is None:
@@ -133,6 +147,19 @@ class EmbeddingVariable(variables.Variable):
         if trainable and ops.GraphKeys.TRAINABLE_VARIABLES not in collections:
             collections = list(collections) + [ops.GraphKeys.TRAINABLE_VARIABLES]
         ops.add_to_collections(collections, self)
+
+    def _initialize(self, if_uninitialized: bool, name: str = "InitializeKvVariableOp"):
+        primary = self._root()
+        return kv_ops.initialize_kv_variable_op(
+            self._handle, primary.handle, self._initial_value,
+            Tkeys=self._key_dtype, if_uninitialized=if_uninitialized, name=name,
+            **primary._table_attrs)
+
+    @property
+    def has_exact_filter(self) -> bool:
+        """Whether ids wait for admission in an exact (per-id) counter."""
+        attrs = self._root()._table_attrs
+        return attrs.get("filter_freq", 0) > 0 and not attrs.get("bloom_counters", 0)
 
     # --- identity and graph plumbing --------------------------------------
     @property
@@ -257,6 +284,20 @@ class EmbeddingVariable(variables.Variable):
         """Global step of each id's last update (-1 if absent or never updated)."""
         return kv_ops.kv_resource_lookup_version(self._handle, self._check_ids(ids))
 
+    def evict(self) -> tensor_lib.Tensor:
+        """Runs the eviction policy now; returns how many ids it removed.
+
+        The global-step rule is judged at the graph's global step (skipped when
+        the graph has none). Saving a checkpoint evicts the same way.
+        """
+        return kv_ops.kv_resource_evict(self._root().handle, _global_step_value(),
+                                        Tkeys=self._key_dtype)
+
+    def stats(self) -> tensor_lib.Tensor:
+        """int64 `[total ids, admitted ids, ids waiting for admission, ids
+        evicted at the last eviction]`."""
+        return kv_ops.kv_variable_stats(self._root().handle, Tkeys=self._key_dtype)
+
     def export(self) -> tuple[tensor_lib.Tensor, ...]:
         """Returns tensors `(keys, values, versions, freqs)` of one snapshot."""
         snapshot = self._snapshot()
@@ -285,20 +326,35 @@ class EmbeddingVariable(variables.Variable):
     def _column_index(self) -> int:
         return 0 if self._primary is None else 1 + self._primary._slots.index(self)
 
-    def _snapshot(self):
-        """The (cached) export op over the primary and all its current slots."""
+    def _snapshot(self, for_checkpoint: bool = False):
+        """The (cached) export op over the primary and all its current slots.
+
+        For a checkpoint it first applies the eviction policy, as DeepRec
+        evicts whenever a checkpoint is saved.
+        """
         root = self._root()
-        key = tuple(id(s) for s in root._slots)
+        evict = for_checkpoint and ("steps_to_live" in root._table_attrs
+                                    or "l2_weight_threshold" in root._table_attrs)
+        key = (evict,) + tuple(id(s) for s in root._slots)
         if key not in root._export_cache:
             with ops.name_scope(root.op.name + "/"), ops.colocate_with(root.handle):
                 root._export_cache[key] = kv_ops.kv_resource_export(
                     root.handle, [s.handle for s in root._slots],
-                    Tkeys=root.key_dtype, name="Export")
+                    _global_step_value(), Tkeys=root.key_dtype, evict=evict,
+                    name="EvictAndExport" if evict else "Export")
         return root._export_cache[key]
 
     def _gather_saveables_for_checkpoint(self):
         from deeprec.embedding import saveable  # Avoids an import cycle.
         return {"": lambda name=None: saveable.EmbeddingVariableSaveable(self)}
+
+
+def _global_step_value() -> tensor_lib.Tensor:
+    """The graph's global step as int64, or -1 when it has none."""
+    step = training_util.get_global_step()
+    if step is None:
+        return constant_op.constant(-1, dtypes.int64)
+    return math_ops.cast(ops.convert_to_tensor(step), dtypes.int64)
 
 
 def _to_tensor(value: EmbeddingVariable, dtype=None, name=None, as_ref=False):

@@ -101,7 +101,7 @@ Exported<K> ExportAll(const EmbeddingTable<K>& t,
   e.columns.resize(columns.size());
   t.Export(
       columns,
-      [&](int64_t n) {
+      [&](int64_t n, int64_t) {
         ++e.alloc_calls;
         e.n = n;
         e.keys.assign(n, K(0));

@@ -337,7 +337,7 @@ void Worker(EmbeddingTable<int64_t>* table, int t, double seconds,
       std::vector<int64_t> offsets(kNumBuckets + 1, -1);
       table->Export(
           export_cols,
-          [&](int64_t n) {
+          [&](int64_t n, int64_t) {
             EmbeddingTable<int64_t>::ExportBuffers b;
             ekeys.assign(n, 0);
             efreqs.assign(n, -1);
@@ -424,7 +424,7 @@ TEST(ConcurrentStress) {
   std::vector<int64_t> offsets(kNumBuckets + 1, -1);
   table.Export(
       all_cols,
-      [&](int64_t n) {
+      [&](int64_t n, int64_t) {
         EmbeddingTable<int64_t>::ExportBuffers b;
         keys.assign(n, 0);
         freqs.assign(n, -1);

@@ -1,0 +1,98 @@
+// Counting Bloom filter: approximate per-key counts in a fixed number of
+// saturating counters, for admission filters that must not store every rare
+// key. An estimate is the minimum of the key's counters, so it never
+// under-counts. Not thread-safe: the owning shard's lock guards it.
+#ifndef DEEPREC_EMBEDDING_COUNTING_BLOOM_H_
+#define DEEPREC_EMBEDDING_COUNTING_BLOOM_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "csrc/embedding/key_index.h"
+
+namespace deeprec {
+namespace embedding {
+
+class CountingBloom {
+ public:
+  CountingBloom() = default;
+
+  // `counters` counters of `bits` (8, 16, 32 or 64) bits each; every key
+  // touches `hashes` of them.
+  CountingBloom(int64_t counters, int hashes, int bits)
+      : counters_(counters), hashes_(hashes), width_(bits / 8) {
+    if (counters <= 0 || hashes <= 0 ||
+        (bits != 8 && bits != 16 && bits != 32 && bits != 64)) {
+      throw std::invalid_argument(
+          "counting Bloom filter needs counters > 0, hashes > 0 and bits in "
+          "{8, 16, 32, 64}; got " +
+          std::to_string(counters) + ", " + std::to_string(hashes) + ", " +
+          std::to_string(bits));
+    }
+    max_ = bits == 64 ? std::numeric_limits<uint64_t>::max()
+                      : (uint64_t{1} << bits) - 1;
+    data_.assign(static_cast<size_t>(counters) * width_, 0);
+  }
+
+  bool enabled() const { return counters_ > 0; }
+  int64_t bytes() const { return static_cast<int64_t>(data_.size()); }
+
+  // Adds `count` to the counters of the key with mixed hash `hash`
+  // (saturating) and returns the key's new estimate.
+  uint64_t Add(uint64_t hash, uint64_t count) {
+    uint64_t estimate = max_;
+    ForEachCounter(hash, [&](int64_t pos) {
+      const uint64_t value = Get(pos);
+      const uint64_t updated = max_ - value < count ? max_ : value + count;
+      Set(pos, updated);
+      estimate = std::min(estimate, updated);
+    });
+    return estimate;
+  }
+
+  uint64_t Estimate(uint64_t hash) const {
+    uint64_t estimate = max_;
+    ForEachCounter(
+        hash, [&](int64_t pos) { estimate = std::min(estimate, Get(pos)); });
+    return estimate;
+  }
+
+ private:
+  // Double hashing: counter i is (h1 + i * h2) mod counters, with h1 and h2
+  // re-mixed so that they are independent of the bits that chose the shard.
+  template <typename Fn>
+  void ForEachCounter(uint64_t hash, Fn&& fn) const {
+    const uint64_t h1 = MixKey(hash ^ 0x5bd1e9955bd1e995ULL);
+    const uint64_t h2 = MixKey(h1) | 1;
+    const uint64_t n = static_cast<uint64_t>(counters_);
+    for (int i = 0; i < hashes_; ++i) {
+      fn(static_cast<int64_t>((h1 + static_cast<uint64_t>(i) * h2) % n));
+    }
+  }
+
+  uint64_t Get(int64_t pos) const {
+    uint64_t value = 0;
+    std::memcpy(&value, data_.data() + pos * width_, width_);
+    return value;
+  }
+
+  void Set(int64_t pos, uint64_t value) {
+    std::memcpy(data_.data() + pos * width_, &value, width_);
+  }
+
+  int64_t counters_ = 0;
+  int hashes_ = 0;
+  int width_ = 8;
+  uint64_t max_ = 0;
+  std::vector<unsigned char> data_;
+};
+
+}  // namespace embedding
+}  // namespace deeprec
+
+#endif  // DEEPREC_EMBEDDING_COUNTING_BLOOM_H_
