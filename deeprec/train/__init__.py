@@ -6,6 +6,7 @@ name forwards to `tf.compat.v1.train`.
 
 import tensorflow as _tf
 
+from deeprec.train.ev_stats_hook import EmbeddingVariableStatsHook
 from deeprec.train.optimizers import (
     AdagradOptimizer,
     AdamOptimizer,
