@@ -250,3 +250,26 @@ def test_cbf_sizes_follow_the_false_positive_formula():
                      false_positive_probability=0.01, counter_type=tf.int64)
     # m = -n ln p / ln^2 2 = 9586 counters; k = m/n ln 2 = 6.64 -> 7 hashes.
     assert f.num_counter == 9586 and f.num_hash_func == 7 and f.counter_bits == 64
+
+
+def test_strip_tool_on_a_real_filtered_checkpoint(tmp_path, monkeypatch):
+    import importlib.util
+    import pathlib
+
+    path = _counter_filter_checkpoint(tmp_path, monkeypatch, "True")
+    tool_path = pathlib.Path(__file__).parent.parent / "tools" / "remove_filtered_features.py"
+    spec = importlib.util.spec_from_file_location("remove_filtered_features", tool_path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    stripped = str(tmp_path / "serve" / "model")
+    assert tool.main(["--input_checkpoint", path, "--output_checkpoint", stripped]) == 0
+    names = dict(tf.train.list_variables(stripped))
+    assert "ev-keys_filtered" not in names and "ev-partition_filter_offset" not in names
+    for name in ("ev-keys", "ev-values", "ev-freqs", "ev-versions"):
+        np.testing.assert_array_equal(tf.train.load_variable(stripped, name),
+                                      tf.train.load_variable(path, name))
+    tf.reset_default_graph()
+    var = _filtered_ev(tf.CounterFilter(filter_freq=3))
+    with tf.Session() as sess:
+        tf.train.Saver().restore(sess, stripped)
+        np.testing.assert_array_equal(sess.run(var.stats()), [1, 1, 0, 0])
