@@ -71,8 +71,6 @@ struct TablePolicy {
   // `l2_weight_threshold` (< 0: off).
   int64_t steps_to_live = -1;
   float l2_weight_threshold = -1.0f;
-
-  bool evicts() const { return steps_to_live >= 0 || l2_weight_threshold >= 0; }
 };
 
 template <typename K>
@@ -146,14 +144,15 @@ class EmbeddingTable {
     return total;
   }
 
-  // Bytes held by indices and record chunks (excluding default matrices).
+  // Bytes held by indices, record chunks and ids waiting for admission
+  // (excluding default matrices).
   int64_t MemoryBytes() const {
     int64_t total = 0;
     for (const Shard& shard : shards_) {
       std::shared_lock<std::shared_mutex> lock(shard.mu);
-      total += shard.index.bytes() + static_cast<int64_t>(shard.chunks.size()) *
-                                         kChunkRecords * record_words_ *
-                                         static_cast<int64_t>(sizeof(int64_t));
+      total += shard.index.bytes() + shard.pending.bytes() +
+               static_cast<int64_t>(shard.chunks.size()) * kChunkRecords *
+                   record_words_ * static_cast<int64_t>(sizeof(int64_t));
     }
     return total;
   }
