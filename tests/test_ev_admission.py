@@ -245,6 +245,24 @@ def test_invalid_options_raise_value_error_naming_the_field(make, field):
         make()
 
 
+@pytest.mark.parametrize("attrs", [
+    dict(bloom_hashes=0, bloom_counter_bits=8),
+    dict(bloom_hashes=3, bloom_counter_bits=12),
+    dict(bloom_hashes=3, bloom_counter_bits=8, filter_freq=256),
+])
+def test_init_op_rejects_inconsistent_bloom_attrs(attrs):
+    from deeprec._native import ops as kv_ops
+    handle = kv_ops.kv_var_handle_op(shared_name="raw", Tkeys=tf.int64,
+                                     dtype=tf.float32, shape=[DIM])
+    init = kv_ops.initialize_kv_variable_op(
+        handle, handle, tf.ones([4, DIM]), Tkeys=tf.int64,
+        filter_freq=attrs.pop("filter_freq", 3), bloom_counters=100, **attrs)
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match="InitializeKvVariableOp: .*bloom_counter_bits="):
+            sess.run(init)
+
+
 def test_cbf_sizes_follow_the_false_positive_formula():
     f = tf.CBFFilter(filter_freq=2, max_element_size=1000,
                      false_positive_probability=0.01, counter_type=tf.int64)

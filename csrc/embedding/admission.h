@@ -41,12 +41,14 @@ class PendingIds {
     if (policy.bloom()) {
       bloom_ =
           CountingBloom(std::max<int64_t>(1, policy.bloom_counters / shards),
-                        policy.bloom_hashes, policy.bloom_counter_bits);
+                        policy.bloom_hashes, policy.bloom_counter_bits,
+                        static_cast<uint64_t>(policy.filter_freq));
     }
   }
 
-  // Adds `count` sightings of `key`; returns its frequency so far (an upper
-  // estimate with the Bloom filter).
+  // Adds `count` sightings of `key`; returns its frequency so far (with the
+  // Bloom filter an estimate that is exact in deciding admission: at least
+  // filter_freq exactly when the true frequency may have reached it).
   int64_t Count(K key, uint64_t hash, int64_t count) {
     if (bloom_.enabled()) return Saturate(bloom_.Add(hash, count));
     uint32_t idx = index_.Find(key, hash);
@@ -69,15 +71,15 @@ class PendingIds {
     return idx == KeyIndex<K>::kEmpty ? -1 : meta_[idx].version;
   }
 
-  // Removes `key` on admission; returns its (frequency, version). The Bloom
-  // filter cannot forget a key: its counters stay and only an estimate is
-  // returned.
-  std::pair<int64_t, int64_t> Take(K key, uint64_t hash) {
-    if (bloom_.enabled()) return {Saturate(bloom_.Estimate(hash)), -1};
+  // Removes `key` on admission; returns the global step of its last
+  // restored update (-1 when unknown). The Bloom filter cannot forget a key:
+  // its counters stay.
+  int64_t Take(K key, uint64_t hash) {
+    if (bloom_.enabled()) return -1;
     const uint32_t idx = index_.Erase(key, hash);
-    if (idx == KeyIndex<K>::kEmpty) return {0, -1};
+    if (idx == KeyIndex<K>::kEmpty) return -1;
     free_.push_back(idx);
-    return {meta_[idx].freq, meta_[idx].version};
+    return meta_[idx].version;
   }
 
   // Records a not-admitted id read back from a checkpoint.

@@ -30,6 +30,7 @@
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -678,7 +679,11 @@ class EmbeddingTable {
                    const std::vector<int64_t>& misses, float* out,
                    bool count_freq) {
     const AdmissionPolicy& admission = policy_.admission;
-    std::vector<int64_t> ready;
+    // Ids that reach filter_freq in this batch, with their frequency. Their
+    // later occurrences in the batch are counted here, not in `pending`,
+    // whose Bloom counters saturate at the threshold's width.
+    std::vector<std::pair<int64_t, int64_t>> ready;  // (index, frequency)
+    std::unordered_map<K, size_t> ready_at;
     for (int64_t i : misses) {
       const uint32_t idx = shard.index.Find(keys[i], batch.hash[i]);
       if (idx != KeyIndex<K>::kEmpty) {
@@ -686,15 +691,22 @@ class EmbeddingTable {
         continue;
       }
       std::fill_n(out + i * dim_, dim_, admission.no_permission_value);
+      if (!ready_at.empty()) {
+        const auto it = ready_at.find(keys[i]);
+        if (it != ready_at.end()) {
+          ready[it->second].second += count_freq ? 1 : 0;
+          continue;
+        }
+      }
       const int64_t freq =
           shard.pending.Count(keys[i], batch.hash[i], count_freq ? 1 : 0);
-      if (freq >= admission.filter_freq) ready.push_back(i);
-    }
-    for (int64_t i : ready) {
-      if (shard.index.Find(keys[i], batch.hash[i]) != KeyIndex<K>::kEmpty) {
-        continue;  // a repeated id, admitted at its first occurrence
+      if (freq >= admission.filter_freq) {
+        ready_at.emplace(keys[i], ready.size());
+        ready.emplace_back(i, freq);
       }
-      const auto [freq, version] = shard.pending.Take(keys[i], batch.hash[i]);
+    }
+    for (const auto& [i, freq] : ready) {
+      const int64_t version = shard.pending.Take(keys[i], batch.hash[i]);
       int64_t* header =
           RecordPtr(shard, FindOrInsertLocked(shard, keys[i], batch.hash[i]));
       header[0] = freq;

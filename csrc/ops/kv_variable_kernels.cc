@@ -46,6 +46,20 @@ class InitializeKvVariableOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("steps_to_live", &policy_.steps_to_live));
     OP_REQUIRES_OK(
         ctx, ctx->GetAttr("l2_weight_threshold", &policy_.l2_weight_threshold));
+    if (admission.bloom() && admission.enabled()) {
+      const int bits = admission.bloom_counter_bits;
+      OP_REQUIRES(
+          ctx,
+          admission.bloom_hashes > 0 &&
+              (bits == 8 || bits == 16 || bits == 32 || bits == 64) &&
+              (bits == 64 || admission.filter_freq < (int64_t{1} << bits)),
+          errors::InvalidArgument(
+              "InitializeKvVariableOp: a counting Bloom filter needs "
+              "bloom_hashes > 0, bloom_counter_bits in {8, 16, 32, 64} and "
+              "filter_freq below 2^bloom_counter_bits; got bloom_hashes=",
+              admission.bloom_hashes, ", bloom_counter_bits=", bits,
+              ", filter_freq=", admission.filter_freq));
+    }
   }
 
   void Compute(OpKernelContext* ctx) override {

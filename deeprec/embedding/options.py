@@ -75,7 +75,10 @@ class CBFFilter:
     type `counter_type` out of `num_counter`, sized for `max_element_size` ids
     at `false_positive_probability`: num_counter = -n ln(p) / ln(2)^2 and
     num_hash_func = round(num_counter / n * ln 2), as in the guide's table.
-    Ids not yet admitted are not stored, so they are not checkpointed.
+    Counting past `filter_freq` decides nothing, so each counter is stored in
+    the fewest of 4, 8, 16, 32 or 64 bits that hold `filter_freq` (never more
+    than `counter_type` has); admitted ids keep their exact frequency in their
+    record. Ids not yet admitted are not stored, so they are not checkpointed.
 
     Example:
       >>> import deeprec as tf

@@ -70,12 +70,49 @@ TEST(CounterFilterAdmission) {
 TEST(BloomFilterAdmission) { AdmitsAfterTheBatchThatReachesFilterFreq(true); }
 
 TEST(CountingBloomNeverUndercountsAndSaturates) {
-  CountingBloom bloom(1000, 3, 8);
+  CountingBloom bloom(1000, 3, 8, 200);
+  CHECK_EQ(bloom.counter_bits(), 8);
   for (uint64_t k = 0; k < 200; ++k) bloom.Add(MixKey(k), k % 7);
   for (uint64_t k = 0; k < 200; ++k) CHECK(bloom.Estimate(MixKey(k)) >= k % 7);
   CHECK_EQ(bloom.Add(MixKey(5000), 1000), 255u);
-  CHECK_THROWS(CountingBloom(0, 3, 8), std::invalid_argument);
-  CHECK_THROWS(CountingBloom(10, 3, 12), std::invalid_argument);
+  CHECK_THROWS(CountingBloom(0, 3, 8, 1), std::invalid_argument);
+  CHECK_THROWS(CountingBloom(10, 3, 12, 1), std::invalid_argument);
+  CHECK_THROWS(CountingBloom(10, 3, 8, 256), std::invalid_argument);
+  CHECK_THROWS(CountingBloom(10, 3, 8, 0), std::invalid_argument);
+}
+
+TEST(CountingBloomStoresCountersInTheThresholdsWidth) {
+  CHECK_EQ(CountingBloom(1001, 3, 64, 5).counter_bits(), 4);
+  CHECK_EQ(CountingBloom(1001, 3, 64, 5).bytes(), 501);
+  CHECK_EQ(CountingBloom(1000, 3, 64, 16).counter_bits(), 8);
+  CHECK_EQ(CountingBloom(1000, 3, 64, 70000).counter_bits(), 32);
+  CHECK_EQ(CountingBloom(1000, 3, 16, 70).counter_bits(), 8);
+  // Neighbouring 4-bit counters share a byte and must not disturb each
+  // other: every key keeps an estimate of at least min(count, 15).
+  CountingBloom bloom(301, 2, 8, 5);
+  std::vector<uint64_t> truth(300);
+  for (int round = 0; round < 20; ++round) {
+    for (uint64_t k = 0; k < truth.size(); ++k) {
+      const uint64_t add = (k * 7 + round) % 3;
+      bloom.Add(MixKey(k), add);
+      truth[k] += add;
+    }
+  }
+  for (uint64_t k = 0; k < truth.size(); ++k) {
+    const uint64_t estimate = bloom.Estimate(MixKey(k));
+    CHECK(estimate <= 15u);
+    CHECK(estimate >= (truth[k] < 15 ? truth[k] : 15));
+  }
+}
+
+TEST(BloomAdmissionKeepsExactFrequencyPastTheCountersWidth) {
+  EmbeddingTable<int64_t> t(1, 1, Ones(1, 1), Filter(3, true));
+  const std::vector<int64_t> keys(40, 9);
+  std::vector<float> out(keys.size());
+  t.LookupOrInsert(keys.data(), keys.size(), out.data(), true);
+  int64_t freq = 0;
+  t.GetFrequency(keys.data(), 1, &freq);
+  CHECK_EQ(freq, 40);
 }
 
 TEST(EvictionByStepAndL2) {
