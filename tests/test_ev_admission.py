@@ -257,10 +257,10 @@ def test_init_op_rejects_inconsistent_bloom_attrs(attrs):
     init = kv_ops.initialize_kv_variable_op(
         handle, handle, tf.ones([4, DIM]), Tkeys=tf.int64,
         filter_freq=attrs.pop("filter_freq", 3), bloom_counters=100, **attrs)
-    with tf.Session() as sess:
-        with pytest.raises(tf.errors.InvalidArgumentError,
-                           match="InitializeKvVariableOp: .*bloom_counter_bits="):
-            sess.run(init)
+    with tf.Session() as sess, pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match="InitializeKvVariableOp: .*bloom_counter_bits="):
+        sess.run(init)
 
 
 def test_cbf_sizes_follow_the_false_positive_formula():

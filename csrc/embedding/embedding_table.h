@@ -237,8 +237,10 @@ class EmbeddingTable {
   // Sums the gradient rows (`grads`, [n, dim]) of equal keys, then calls
   // fn(RecordView, summed_grad) once per distinct key under its shard's
   // exclusive lock, inserting missing keys first. When version >= 0 it
-  // becomes each updated record's version. Duplicates are summed in batch
-  // order, as TensorFlow's sparse optimizers do before applying.
+  // becomes each updated record's version after fn ran, so fn still sees the
+  // step of the record's previous update (-1 for none). Duplicates are
+  // summed in batch order, as TensorFlow's sparse optimizers do before
+  // applying.
   template <typename Fn>
   void ApplyGradients(const K* keys, int64_t n, const float* grads,
                       int64_t version, Fn&& fn,
@@ -261,8 +263,8 @@ class EmbeddingTable {
       }
       for (size_t r = 0; r < sums.records.size(); ++r) {
         RecordView record(RecordPtr(shard, sums.records[r]), dim_);
-        if (version >= 0) record.version() = version;
         fn(record, sums.row(r));
+        if (version >= 0) record.version() = version;
       }
     });
   }

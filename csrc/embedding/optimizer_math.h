@@ -38,13 +38,66 @@ inline void ApplyMomentum(float* var, float* accum, const float* grad,
 }
 
 // `lr` is the bias-corrected step lr * sqrt(1 - beta2^t) / (1 - beta1^t).
-inline void ApplyAdam(float* var, float* m, float* v, const float* grad,
-                      int64_t dim, float lr, float beta1, float beta2,
-                      float epsilon) {
+template <typename T>
+inline void ApplyAdam(T* var, T* m, T* v, const T* grad, int64_t dim, T lr,
+                      T beta1, T beta2, T epsilon) {
   for (int64_t d = 0; d < dim; ++d) {
-    m[d] = m[d] * beta1 + grad[d] * (1.0f - beta1);
-    v[d] = v[d] * beta2 + grad[d] * grad[d] * (1.0f - beta2);
+    m[d] = m[d] * beta1 + grad[d] * (T(1) - beta1);
+    v[d] = v[d] * beta2 + grad[d] * grad[d] * (T(1) - beta2);
     var[d] -= lr * m[d] / (std::sqrt(v[d]) + epsilon);
+  }
+}
+
+// AdagradDecay: the accumulator is first multiplied by `decay` (the decay
+// rate to the power of the decay periods since the row's last update; 1 when
+// none passed) and kept at or above `baseline`.
+template <typename T>
+inline void ApplyAdagradDecay(T* var, T* accum, const T* grad, int64_t dim,
+                              T lr, T decay, T baseline) {
+  for (int64_t d = 0; d < dim; ++d) {
+    if (decay != T(1)) accum[d] = std::fmax(accum[d] * decay, baseline);
+    accum[d] += grad[d] * grad[d];
+    var[d] -= lr * grad[d] / std::sqrt(accum[d]);
+  }
+}
+
+// Decay periods of `step` with period length `period`.
+inline int64_t DecayPeriod(int64_t step, int64_t period) {
+  return step / period;
+}
+
+// rate^(periods elapsed from `from_step` to `to_step`); 1 when `from_step` is
+// negative (a row never updated has nothing to decay).
+inline double DecayFactor(int64_t from_step, int64_t to_step, int64_t period,
+                          double rate) {
+  if (from_step < 0) return 1.0;
+  const int64_t periods =
+      DecayPeriod(to_step, period) - DecayPeriod(from_step, period);
+  return periods > 0 ? std::pow(rate, static_cast<double>(periods)) : 1.0;
+}
+
+// Adam with the moments and bias-corrected step `alpha` (as in ApplyAdam),
+// plus decoupled weight decay of the old value (Loshchilov & Hutter).
+template <typename T>
+inline void ApplyAdamW(T* var, T* m, T* v, const T* grad, int64_t dim, T alpha,
+                       T beta1, T beta2, T epsilon, T weight_decay) {
+  for (int64_t d = 0; d < dim; ++d) {
+    m[d] = m[d] * beta1 + grad[d] * (T(1) - beta1);
+    v[d] = v[d] * beta2 + grad[d] * grad[d] * (T(1) - beta2);
+    var[d] -=
+        weight_decay * var[d] + alpha * m[d] / (std::sqrt(v[d]) + epsilon);
+  }
+}
+
+// AdamAsync's sparse RMSProp: `v` is the mean square (decay beta2), `m` the
+// momentum (beta1) of the scaled gradient.
+template <typename T>
+inline void ApplyRmsPropAsync(T* var, T* m, T* v, const T* grad, int64_t dim,
+                              T lr, T beta1, T beta2, T epsilon) {
+  for (int64_t d = 0; d < dim; ++d) {
+    v[d] = v[d] * beta2 + grad[d] * grad[d] * (T(1) - beta2);
+    m[d] = m[d] * beta1 + lr * grad[d] / std::sqrt(v[d] + epsilon);
+    var[d] -= m[d];
   }
 }
 

@@ -418,7 +418,7 @@ TEST(ApplyGradientsSumsDuplicatesOncePerKey) {
   t.ApplyGradients(keys.data(), keys.size(), grads.data(), 9,
                    [&](RecordView r, const float* g) {
                      ++calls;
-                     CHECK_EQ(r.version(), 9);
+                     CHECK_EQ(r.version(), -1);  // none of them updated yet
                      r.column(0)[0] -= g[0];
                      r.column(0)[1] -= g[1];
                    });
@@ -430,6 +430,11 @@ TEST(ApplyGradientsSumsDuplicatesOncePerKey) {
         (std::vector<float>{100 - 1101.0f, 101 - 2202.0f, 195, 195, 290, 281}));
   CHECK_EQ(Version<int64_t>(t, 7), 9);
   CHECK_EQ(Freq<int64_t>(t, 7), 0);  // applying does not count frequency
+  // The callback sees the step of the record's previous update.
+  t.ApplyGradients(
+      keys.data(), 1, grads.data(), 12,
+      [&](RecordView r, const float*) { CHECK_EQ(r.version(), 9); });
+  CHECK_EQ(Version<int64_t>(t, 1), 12);
 }
 
 TEST(BatchOperationsOnThreadsMatchSerial) {

@@ -212,4 +212,44 @@ TEST(FtrlL1Sparsity) {
   CHECK_EQ(accum[0], 1.25f);
 }
 
+// Periods are whole multiples of the period length; a row never updated
+// (step -1) has nothing to decay.
+TEST(DecayFactorCountsPeriodsBetweenUpdates) {
+  CHECK_EQ(emb::DecayFactor(-1, 500, 100, 0.5), 1.0);
+  CHECK_EQ(emb::DecayFactor(0, 99, 100, 0.5), 1.0);
+  CHECK_EQ(emb::DecayFactor(99, 100, 100, 0.5), 0.5);
+  CHECK_EQ(emb::DecayFactor(150, 420, 100, 0.5), 0.125);  // periods 1 -> 4
+  CHECK_EQ(emb::DecayFactor(420, 420, 100, 0.5), 1.0);
+}
+
+TEST(AdagradDecayKeepsTheBaseline) {
+  std::vector<float> var = {1.0f, 1.0f}, accum = {0.4f, 2.0f};
+  const std::vector<float> grad = {0.0f, 1.0f};
+  emb::ApplyAdagradDecay(var.data(), accum.data(), grad.data(), 2, 0.5f, 0.5f,
+                         0.3f);
+  CHECK_EQ(accum[0], 0.3f);  // 0.2 raised to the baseline
+  CHECK_EQ(accum[1], 2.0f);  // 1.0 + 1
+  CHECK_EQ(var[0], 1.0f);
+  CHECK_EQ(var[1], 1.0f - 0.5f / std::sqrt(2.0f));
+}
+
+TEST(AdamWDecaysTheOldValue) {
+  std::vector<float> var = {2.0f}, m = {0.0f}, v = {0.0f};
+  const std::vector<float> grad = {0.0f};
+  emb::ApplyAdamW(var.data(), m.data(), v.data(), grad.data(), 1, 0.1f, 0.9f,
+                  0.999f, 1e-8f, 0.25f);
+  CHECK_EQ(var[0], 1.5f);  // zero gradient: only the decay moves it
+}
+
+TEST(RmsPropAsync) {
+  std::vector<float> var = {1.0f}, m = {0.5f}, v = {1.0f};
+  const std::vector<float> grad = {2.0f};
+  emb::ApplyRmsPropAsync(var.data(), m.data(), v.data(), grad.data(), 1, 0.1f,
+                         0.5f, 0.75f, 0.0f);
+  CHECK_EQ(v[0], 1.75f);  // 0.75 + 4 * 0.25
+  const float expected_m = 0.25f + 0.1f * 2.0f / std::sqrt(1.75f);
+  CHECK_EQ(m[0], expected_m);
+  CHECK_EQ(var[0], 1.0f - expected_m);
+}
+
 int main() { return deeprec_test::RunAllTests(); }
