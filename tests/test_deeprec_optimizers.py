@@ -117,9 +117,10 @@ def _reference(name, sparse, steps=STEPS):
 
 
 def _variable(kind):
-    if kind == "ev":
+    if kind.startswith("ev"):
         return tf.get_embedding_variable(
             "var", DIM, initializer=INIT,
+            partitioner=tf.fixed_size_partitioner(2) if kind == "ev_partitioned" else None,
             ev_option=tf.EmbeddingVariableOption(
                 init_option=tf.InitializerOption(default_value_dim=ROWS)))
     return tf.get_variable("var", initializer=INIT, use_resource=kind == "resource")
@@ -136,7 +137,10 @@ def _train(name, kind, sparse, steps=STEPS, checkpoint=None, restore=None):
         loss = tf.reduce_sum(coefs * var)
     gs = tf.train.get_or_create_global_step()
     train_op = OPTIMIZERS[name][0](gs).minimize(loss, global_step=gs)
-    table = tf.nn.embedding_lookup(var, tf.range(ROWS, dtype=tf.int64)) if kind == "ev" else var
+    if kind.startswith("ev"):
+        table = tf.nn.embedding_lookup(var, tf.range(ROWS, dtype=tf.int64))
+    else:
+        table = var
     saver = tf.train.Saver()
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
@@ -153,7 +157,8 @@ def _train(name, kind, sparse, steps=STEPS, checkpoint=None, restore=None):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("kind, sparse", [("ref", False), ("resource", False),
-                                          ("ref", True), ("resource", True), ("ev", True)])
+                                          ("ref", True), ("resource", True), ("ev", True),
+                                          ("ev_partitioned", True)])
 def test_optimizer_matches_numpy_reference(name, kind, sparse):
     expected, _ = _reference(name, sparse)
     got = _train(name, kind, sparse)
