@@ -33,9 +33,12 @@ __path__ = __spec__.submodule_search_locations
 
 import importlib as _importlib
 
-# The star import bound TF's `nn` and `train`; replace them with deeprec's.
+# The star import bound TF's `nn`, `train` and `feature_column`; replace
+# them with deeprec's.
 nn = _importlib.import_module("deeprec.nn")
 train = _importlib.import_module("deeprec.train")
+feature_column = _importlib.import_module("deeprec.feature_column")
+contrib = _importlib.import_module("deeprec.contrib")
 from deeprec.embedding import (
     CBFFilter,
     CounterFilter,

@@ -93,6 +93,22 @@ def get_embedding_variable(
                   ev_option=ev_option, reuse=scope.reuse)
 
 
+def create_embedding_variable(full_name: str, embedding_dim: int, initializer: Any = None,
+                              trainable: bool = True, collections: list[str] | None = None,
+                              partitioner: Callable | None = None,
+                              ev_option: EmbeddingVariableOption | None = None):
+    """Gets or creates the EV `full_name` as is, without scopes or custom getters.
+
+    For custom getters that turn a requested dense variable into an EV.
+    """
+    return _true_getter(full_name, embedding_dim=embedding_dim, key_dtype=dtypes.int64,
+                        value_dtype=dtypes.float32, initializer=initializer,
+                        trainable=trainable, collections=collections,
+                        partitioner=partitioner,
+                        ev_option=ev_option or EmbeddingVariableOption(),
+                        reuse=vs.get_variable_scope().reuse)
+
+
 def _wrap(custom_getter: Callable, inner: Callable) -> Callable:
     return lambda name, *args, **kwargs: custom_getter(inner, name, *args, **kwargs)
 

@@ -1,0 +1,1 @@
+"""Mirror of TF 1.x `tensorflow.contrib.layers.python.layers`."""

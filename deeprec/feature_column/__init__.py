@@ -1,0 +1,26 @@
+"""`deeprec.feature_column`: `tf.compat.v1.feature_column` with EmbeddingVariable columns.
+
+`categorical_column_with_embedding` and
+`sequence_categorical_column_with_embedding` are DeepRec's;
+`embedding_column`, `shared_embedding_columns` (both with `do_fusion`) and
+`linear_model` accept them and otherwise behave as TensorFlow's. Every other
+name forwards to `tf.compat.v1.feature_column`.
+"""
+
+import tensorflow as _tf
+
+from deeprec.feature_column.ev_columns import (
+    categorical_column_with_embedding,
+    embedding_column,
+    sequence_categorical_column_with_embedding,
+    shared_embedding_columns,
+)
+from deeprec.feature_column.linear_model import linear_model
+
+_STOCK = _tf.compat.v1.feature_column
+globals().update({k: getattr(_STOCK, k) for k in dir(_STOCK)
+                  if not k.startswith("_") and k not in globals()})
+
+
+def __getattr__(name):
+    return getattr(_STOCK, name)
