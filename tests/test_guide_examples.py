@@ -98,3 +98,17 @@ def test_guide_sequence_categorical_column_with_embedding_script():
             expected[row, col] = values[step]
         np.testing.assert_allclose(emb, expected, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(loss, 2 * expected.sum(), rtol=1e-5)
+
+
+def test_guide_adaptive_embedding_script():
+    # The script prints the first step's (emb, None, loss) as three arguments;
+    # capture them as one tuple.
+    printed = []
+    path = os.path.join(ROOT, "examples", "guide", "adaptive_embedding.py")
+    with open(path) as f:
+        code = compile(f.read(), path, "exec")
+    exec(code, {"__name__": "__main__", "print": lambda *a: printed.append(a)})  # noqa: S102
+    ((emb, top, loss),) = printed
+    # Both tables start at ones; the first step reads them before updating.
+    np.testing.assert_array_equal(emb, np.ones((10, 3), np.float32))
+    assert top is None and loss == 60.0

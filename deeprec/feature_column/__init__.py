@@ -1,7 +1,9 @@
 """`deeprec.feature_column`: `tf.compat.v1.feature_column` with EmbeddingVariable columns.
 
 `categorical_column_with_embedding` and
-`sequence_categorical_column_with_embedding` are DeepRec's;
+`sequence_categorical_column_with_embedding` and
+`categorical_column_with_adaptive_embedding` (with `input_layer(...,
+adaptive_mask_tensors=...)`) are DeepRec's;
 `embedding_column`, `shared_embedding_columns` (both with `do_fusion`) and
 `linear_model` accept them and otherwise behave as TensorFlow's. Every other
 name forwards to `tf.compat.v1.feature_column`.
@@ -9,6 +11,10 @@ name forwards to `tf.compat.v1.feature_column`.
 
 import tensorflow as _tf
 
+from deeprec.feature_column.adaptive import (
+    categorical_column_with_adaptive_embedding,
+    input_layer,
+)
 from deeprec.feature_column.ev_columns import (
     categorical_column_with_embedding,
     embedding_column,

@@ -298,7 +298,9 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
             raise ValueError(f"embedding_column('{categorical_column.name}'): "
                              "ckpt_to_load_from is not supported for EmbeddingVariable "
                              "columns; restore them with a Saver")
-        column = EmbeddingVariableColumn(*stock)
+        column_type = getattr(ev_source(categorical_column), "embedding_column_type",
+                              EmbeddingVariableColumn)
+        column = column_type(*stock)
     column.do_fusion = bool(do_fusion)
     return column
 
