@@ -8,13 +8,11 @@
 #include <cmath>
 #include <numeric>
 #include <optional>
-#include <string>
 #include <vector>
 
 #include "csrc/embedding/optimizer_math.h"
 #include "csrc/ops/optimizer_util.h"
 #include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/register_types.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/kernels/training_op_helpers.h"
 
