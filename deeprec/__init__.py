@@ -33,9 +33,11 @@ __path__ = __spec__.submodule_search_locations
 
 import importlib as _importlib
 
-# The star import bound TF's `nn` and `train`; replace them with deeprec's.
+# The star import bound TF's `nn`, `train` and `feature_column`; replace them
+# with deeprec's.
 nn = _importlib.import_module("deeprec.nn")
 train = _importlib.import_module("deeprec.train")
+feature_column = _importlib.import_module("deeprec.feature_column")
 from deeprec.embedding import (
     CBFFilter,
     CounterFilter,
@@ -44,8 +46,10 @@ from deeprec.embedding import (
     GlobalStepEvict,
     InitializerOption,
     L2WeightEvict,
+    MultiHashVariable,
     PartitionedEmbeddingVariable,
     get_embedding_variable,
+    get_multihash_variable,
 )
 
 
