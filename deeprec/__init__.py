@@ -47,8 +47,10 @@ from deeprec.embedding import (
     GlobalStepEvict,
     InitializerOption,
     L2WeightEvict,
+    MultiHashVariable,
     PartitionedEmbeddingVariable,
     get_embedding_variable,
+    get_multihash_variable,
 )
 
 

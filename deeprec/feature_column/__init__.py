@@ -1,9 +1,9 @@
-"""`deeprec.feature_column`: `tf.compat.v1.feature_column` with EmbeddingVariable columns.
+"""`deeprec.feature_column`: `tf.compat.v1.feature_column` plus DeepRec's columns.
 
-`categorical_column_with_embedding` and
-`sequence_categorical_column_with_embedding` and
+DeepRec's: `categorical_column_with_embedding` and
+`sequence_categorical_column_with_embedding` (EmbeddingVariable tables),
 `categorical_column_with_adaptive_embedding` (with `input_layer(...,
-adaptive_mask_tensors=...)`) are DeepRec's;
+adaptive_mask_tensors=...)`) and `categorical_column_with_multihash`.
 `embedding_column`, `shared_embedding_columns` (both with `do_fusion`) and
 `linear_model` accept them and otherwise behave as TensorFlow's. Every other
 name forwards to `tf.compat.v1.feature_column`.
@@ -22,6 +22,7 @@ from deeprec.feature_column.ev_columns import (
     shared_embedding_columns,
 )
 from deeprec.feature_column.linear_model import linear_model
+from deeprec.feature_column.multihash_column import categorical_column_with_multihash
 
 _STOCK = _tf.compat.v1.feature_column
 globals().update({k: getattr(_STOCK, k) for k in dir(_STOCK)

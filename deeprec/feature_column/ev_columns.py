@@ -25,6 +25,7 @@ from tensorflow.python.ops import (
 
 from deeprec.embedding.get_variable import get_embedding_variable
 from deeprec.embedding.options import EmbeddingVariableOption
+from deeprec.feature_column import multihash_column
 
 # String values become ids in [0, 2^63 - 1) by their 64-bit fingerprint.
 _STRING_ID_SPACE = (1 << 63) - 1
@@ -274,8 +275,10 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
 
     Over a `categorical_column_with_embedding` (possibly weighted or
     sequence) the table is an EmbeddingVariable named `embedding_weights`
-    in the column's scope; otherwise it is TensorFlow's column. With
-    `do_fusion=True` the lookup uses `tf.nn.fused_safe_embedding_lookup_sparse`.
+    in the column's scope; over a `categorical_column_with_multihash` it is a
+    Multi-Hash Variable (see `multihash_column.embedding_column`); otherwise
+    it is TensorFlow's column. With `do_fusion=True` the lookup uses
+    `tf.nn.fused_safe_embedding_lookup_sparse`.
 
     Example:
       >>> import deeprec as tf
@@ -284,6 +287,15 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
       >>> emb.do_fusion
       True
     """
+    if multihash_column.multihash_source(categorical_column) is not None:
+        if do_fusion:
+            raise ValueError(f"embedding_column('{categorical_column.name}'): do_fusion is "
+                             "not supported for multi-hash columns")
+        return multihash_column.embedding_column(
+            categorical_column, dimension, combiner=combiner, initializer=initializer,
+            ckpt_to_load_from=ckpt_to_load_from, tensor_name_in_ckpt=tensor_name_in_ckpt,
+            max_norm=max_norm, trainable=trainable,
+            use_safe_embedding_lookup=use_safe_embedding_lookup)
     stock = fc_v2.embedding_column(
         categorical_column, dimension, combiner=combiner, initializer=initializer,
         ckpt_to_load_from=ckpt_to_load_from, tensor_name_in_ckpt=tensor_name_in_ckpt,
