@@ -151,30 +151,48 @@ def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=N
         # Checked before the pruning ops, which would reject e.g. string ids
         # with a message that does not name the variable.
         shards[0]._check_ids(sparse_ids.values)
-        original_shape = sparse_ids.dense_shape
-        rank = array_ops.size(original_shape)
-        rows = math_ops.reduce_prod(array_ops.slice(original_shape, [0], [rank - 1]))
-        sparse_ids = sparse_ops.sparse_reshape(
-            sparse_ids, array_ops_stack.stack([rows, original_shape[rank - 1]]))
+        return safe_sparse_lookup(
+            sparse_ids, sparse_weights, combiner, default_id, shards[0].embedding_dim,
+            lambda ids, weights, rows: _sparse_lookup(shards, ids, weights, combiner,
+                                                      max_norm, rows))
+
+
+def safe_sparse_lookup(sparse_ids, sparse_weights, combiner, default_id, embedding_dim,
+                       lookup):
+    """TensorFlow's `safe_embedding_lookup_sparse` recipe around `lookup`.
+
+    Flattens ids of rank >= 2 to [rows, last dim], prunes ids < 0 (and
+    weights <= 0 unless `combiner` is "sum"), fills empty rows with
+    `default_id` when given, calls `lookup(ids, weights, rows)` for the
+    combined [rows, embedding_dim] result and restores the leading shape.
+    """
+    original_shape = sparse_ids.dense_shape
+    rank = array_ops.size(original_shape)
+    rows = math_ops.reduce_prod(array_ops.slice(original_shape, [0], [rank - 1]))
+    sparse_ids = sparse_ops.sparse_reshape(
+        sparse_ids, array_ops_stack.stack([rows, original_shape[rank - 1]]))
+    if sparse_weights is not None:
+        sparse_weights = sparse_tensor.SparseTensor(
+            sparse_ids.indices, sparse_weights.values, sparse_ids.dense_shape)
+    keep = math_ops.greater_equal(sparse_ids.values, 0)
+    if combiner != "sum" and sparse_weights is not None:
+        keep = math_ops.logical_and(keep, math_ops.greater(sparse_weights.values, 0))
+    sparse_ids = sparse_ops.sparse_retain(sparse_ids, keep)
+    if sparse_weights is not None:
+        sparse_weights = sparse_ops.sparse_retain(sparse_weights, keep)
+    if default_id is not None:
+        sparse_ids, _ = sparse_ops.sparse_fill_empty_rows(sparse_ids, default_id)
         if sparse_weights is not None:
-            sparse_weights = sparse_tensor.SparseTensor(
-                sparse_ids.indices, sparse_weights.values, sparse_ids.dense_shape)
-        keep = math_ops.greater_equal(sparse_ids.values, 0)
-        if combiner != "sum" and sparse_weights is not None:
-            keep = math_ops.logical_and(keep, math_ops.greater(sparse_weights.values, 0))
-        sparse_ids = sparse_ops.sparse_retain(sparse_ids, keep)
-        if sparse_weights is not None:
-            sparse_weights = sparse_ops.sparse_retain(sparse_weights, keep)
-        if default_id is not None:
-            sparse_ids, _ = sparse_ops.sparse_fill_empty_rows(sparse_ids, default_id)
-            if sparse_weights is not None:
-                sparse_weights, _ = sparse_ops.sparse_fill_empty_rows(sparse_weights, 1.0)
-        result = _sparse_lookup(shards, sparse_ids, sparse_weights, combiner,
-                                max_norm, math_ops.cast(rows, dtypes.int32))
-        out_shape = array_ops.concat(
-            [array_ops.slice(original_shape, [0], [rank - 1]),
-             [shards[0].embedding_dim]], 0)
-        return array_ops.reshape(result, math_ops.cast(out_shape, dtypes.int32))
+            sparse_weights, _ = sparse_ops.sparse_fill_empty_rows(sparse_weights, 1.0)
+    # Rows left empty (no default_id) get zeros from the combiner.
+    result = lookup(sparse_ids, sparse_weights, math_ops.cast(rows, dtypes.int32))
+    out_shape = array_ops.concat(
+        [array_ops.slice(original_shape, [0], [rank - 1]), [embedding_dim]], 0)
+    result = array_ops.reshape(result, math_ops.cast(out_shape, dtypes.int32))
+    ids_rank = original_shape.shape[0]
+    if ids_rank is not None:
+        result.set_shape([None] * (ids_rank - 1) + [embedding_dim])
+    return result
 
 
 @dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse_v2,

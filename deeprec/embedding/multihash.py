@@ -32,15 +32,15 @@ from tensorflow.python.framework import dtypes, ops, sparse_tensor
 from tensorflow.python.framework import tensor as tensor_lib
 from tensorflow.python.ops import (
     array_ops,
-    array_ops_stack,
     clip_ops,
     embedding_ops,
     math_ops,
-    sparse_ops,
     variables,
 )
 from tensorflow.python.ops import variable_scope as vs
 from tensorflow.python.util import dispatch
+
+from deeprec.embedding import lookup as ev_lookup
 
 __all__ = ["MultiHashVariable", "get_multihash_variable"]
 
@@ -529,34 +529,10 @@ def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=N
     _check_sparse(params, combiner, sparse_ids, sparse_weights)
     with ops.name_scope(name, "embedding_lookup"):
         params._check_ids(sparse_ids.values)
-        original_shape = sparse_ids.dense_shape
-        rank = array_ops.size(original_shape)
-        rows = math_ops.reduce_prod(array_ops.slice(original_shape, [0], [rank - 1]))
-        sparse_ids = sparse_ops.sparse_reshape(
-            sparse_ids, array_ops_stack.stack([rows, original_shape[rank - 1]]))
-        if sparse_weights is not None:
-            sparse_weights = sparse_tensor.SparseTensor(
-                sparse_ids.indices, sparse_weights.values, sparse_ids.dense_shape)
-        keep = math_ops.greater_equal(sparse_ids.values, 0)
-        if combiner != "sum" and sparse_weights is not None:
-            keep = math_ops.logical_and(keep, math_ops.greater(sparse_weights.values, 0))
-        sparse_ids = sparse_ops.sparse_retain(sparse_ids, keep)
-        if sparse_weights is not None:
-            sparse_weights = sparse_ops.sparse_retain(sparse_weights, keep)
-        if default_id is not None:
-            sparse_ids, _ = sparse_ops.sparse_fill_empty_rows(sparse_ids, default_id)
-            if sparse_weights is not None:
-                sparse_weights, _ = sparse_ops.sparse_fill_empty_rows(sparse_weights, 1.0)
-        # Rows left empty (no default_id) get zeros from the combiner.
-        result = _sparse_lookup(params, sparse_ids, sparse_weights, combiner, max_norm,
-                                math_ops.cast(rows, dtypes.int32))
-        out_shape = array_ops.concat(
-            [array_ops.slice(original_shape, [0], [rank - 1]), [params.embedding_dim]], 0)
-        result = array_ops.reshape(result, math_ops.cast(out_shape, dtypes.int32))
-        ids_rank = original_shape.shape[0]
-        if ids_rank is not None:
-            result.set_shape([None] * (ids_rank - 1) + [params.embedding_dim])
-        return result
+        return ev_lookup.safe_sparse_lookup(
+            sparse_ids, sparse_weights, combiner, default_id, params.embedding_dim,
+            lambda ids, weights, rows: _sparse_lookup(params, ids, weights, combiner,
+                                                      max_norm, rows))
 
 
 @dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse_v2,
