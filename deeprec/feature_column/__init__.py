@@ -11,16 +11,14 @@ name forwards to `tf.compat.v1.feature_column`.
 
 import tensorflow as _tf
 
-from deeprec.feature_column.adaptive import (
-    categorical_column_with_adaptive_embedding,
-    input_layer,
-)
+from deeprec.feature_column.adaptive import categorical_column_with_adaptive_embedding
 from deeprec.feature_column.ev_columns import (
     categorical_column_with_embedding,
     embedding_column,
     sequence_categorical_column_with_embedding,
     shared_embedding_columns,
 )
+from deeprec.feature_column.input_layer import input_layer
 from deeprec.feature_column.linear_model import linear_model
 from deeprec.feature_column.multihash_column import categorical_column_with_multihash
 
