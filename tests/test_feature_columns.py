@@ -63,12 +63,24 @@ def _same_trajectory(build_ev, build_stock):
 
 
 @pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
-def test_embedding_column_matches_stock_identity_column(combiner):
-    def build(column):
+@pytest.mark.parametrize("ev, fused", [(True, False), (True, True), (False, True)])
+def test_embedding_column_matches_stock_identity_column(combiner, ev, fused):
+    def build(column, do_fusion):
         emb = tf.feature_column.embedding_column(
-            column, DIM, combiner=combiner, initializer=tf.constant_initializer(TABLE))
+            column, DIM, combiner=combiner, initializer=tf.constant_initializer(TABLE),
+            do_fusion=do_fusion)
         return lambda: tf.feature_column.input_layer({"f": _ids()}, [emb])
-    _same_trajectory(build(_ev_column()), build(_stock_column()))
+    _same_trajectory(build(_ev_column() if ev else _stock_column(), fused),
+                     build(_stock_column(), False))
+
+
+def test_do_fusion_builds_the_fused_ops():
+    for do_fusion in (False, True):
+        with tf.Graph().as_default() as graph:
+            emb = tf.feature_column.embedding_column(_ev_column(), DIM, do_fusion=do_fusion)
+            tf.feature_column.input_layer({"f": _ids()}, [emb])
+            types = {op.type for op in graph.get_operations()}
+        assert ("FusedEmbeddingSparsePostLookUp" in types) == do_fusion
 
 
 def test_embedding_column_creates_an_embedding_variable():
@@ -93,14 +105,15 @@ def test_weighted_column_matches_stock():
     _same_trajectory(build(_ev_column()), build(_stock_column()))
 
 
-def test_shared_embedding_columns_share_one_embedding_variable():
-    def build(columns):
+@pytest.mark.parametrize("do_fusion", [False, True])
+def test_shared_embedding_columns_share_one_embedding_variable(do_fusion):
+    def build(columns, fused=False):
         def inner():
             shared = tf.feature_column.shared_embedding_columns(
-                columns, DIM, initializer=tf.constant_initializer(TABLE))
+                columns, DIM, initializer=tf.constant_initializer(TABLE), do_fusion=fused)
             return tf.feature_column.input_layer({"a": _ids(), "b": _ids()}, shared)
         return inner
-    _same_trajectory(build([_ev_column("a"), _ev_column("b")]),
+    _same_trajectory(build([_ev_column("a"), _ev_column("b")], do_fusion),
                      build([_stock_column("a"), _stock_column("b")]))
     evs = [v for v in tf.global_variables() if isinstance(v, tf.EmbeddingVariable)]
     assert len(evs) == 0  # the graphs above are gone; a fresh one builds one EV:

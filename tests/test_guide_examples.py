@@ -75,8 +75,15 @@ def test_guide_get_embedding_variable_script():
     assert counts == [[1, 3], [2, 3], [2, 3], [1, 3]]
 
 
-def test_guide_sparse_column_with_embedding_script():
-    printed = _run("ev_sparse_column_with_embedding.py")
+@pytest.mark.parametrize("script", ["ev_sparse_column_with_embedding.py",
+                                    "fused_embedding_feature_column.py",
+                                    "fused_embedding_contrib.py"])
+def test_guide_embedding_column_script(script):
+    import deeprec as tf
+    printed = _run(script)
+    fused = any(op.type == "FusedEmbeddingSparsePostLookUp"
+                for op in tf.get_default_graph().get_operations())
+    assert fused == script.startswith("fused")
     assert printed[0] == "init global done"
     # Each of the 5 rows holds one id: d loss / d value = 2 per element.
     for (emb, _, loss), value in zip(printed[1:], _ftrl(3, grad=2.0), strict=True):

@@ -1,6 +1,10 @@
-"""TF 1.x `tf.contrib.layers.safe_embedding_lookup_sparse`, for EVs and variables."""
+"""TF 1.x contrib `embedding_ops`: `safe_embedding_lookup_sparse` and the fused lookup."""
 
 from tensorflow.python.ops import embedding_ops
+
+from deeprec.nn.fused_embedding import fused_safe_embedding_lookup_sparse
+
+__all__ = ["fused_safe_embedding_lookup_sparse", "safe_embedding_lookup_sparse"]
 
 
 def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=None,
