@@ -67,8 +67,12 @@ def _lookup(shards: list[EmbeddingVariable], ids, max_norm=None) -> tensor_lib.T
     return result
 
 
-def _combine(embeddings, segment_ids, weights, combiner, num_segments):
-    """Combines per-id embeddings into per-row results like TensorFlow does."""
+def combine_rows(embeddings, segment_ids, weights, combiner, num_segments):
+    """Combines per-id embeddings into per-row results like TensorFlow does.
+
+    `combiner` is "sum", "mean" or "sqrtn" over the (optional) weights; rows
+    without ids have zero weight and stay zero.
+    """
     if combiner not in ("sum", "mean", "sqrtn"):
         raise ValueError(f"combiner must be one of 'mean', 'sqrtn' or 'sum', got {combiner!r}")
     if weights is None:
@@ -94,7 +98,7 @@ def _sparse_lookup(shards, sp_ids, sp_weights, combiner, max_norm, num_segments)
         num_segments = math_ops.maximum(math_ops.reduce_max(segment_ids) + 1, 0)
     embeddings = _lookup(shards, sp_ids.values, max_norm)
     weights = None if sp_weights is None else sp_weights.values
-    return _combine(embeddings, segment_ids, weights, combiner, num_segments)
+    return combine_rows(embeddings, segment_ids, weights, combiner, num_segments)
 
 
 @dispatch.dispatch_for_api(embedding_ops.embedding_lookup, {"params": EVParams})

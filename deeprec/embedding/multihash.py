@@ -435,26 +435,6 @@ def get_multihash_variable(
 
 # --- lookups through tf.nn's embedding functions ------------------------------------
 
-def _combine(embeddings, segment_ids, weights, combiner, num_segments):
-    """Reduces per-id embeddings to per-row results as TensorFlow's combiners do."""
-    if weights is None:
-        weights = array_ops.ones_like(segment_ids, dtype=embeddings.dtype)
-        weighted = embeddings
-    else:
-        weights = math_ops.cast(weights, embeddings.dtype)
-        weighted = embeddings * array_ops.expand_dims(weights, -1)
-    total = math_ops.unsorted_segment_sum(weighted, segment_ids, num_segments)
-    if combiner == "sum":
-        return total
-    if combiner == "mean":
-        norm = math_ops.unsorted_segment_sum(weights, segment_ids, num_segments)
-    else:
-        norm = math_ops.sqrt(math_ops.unsorted_segment_sum(
-            weights * weights, segment_ids, num_segments))
-    # Rows without ids have a zero norm and a zero sum: they stay zero.
-    return math_ops.div_no_nan(total, array_ops.expand_dims(norm, -1))
-
-
 def _check_sparse(params: MultiHashVariable, combiner, sp_ids, sp_weights) -> None:
     where = f"MultiHashVariable({params.name!r})"
     if combiner not in _COMBINERS:
@@ -474,7 +454,7 @@ def _sparse_lookup(params, sp_ids, sp_weights, combiner, max_norm, num_segments)
         num_segments = math_ops.maximum(math_ops.reduce_max(segment_ids) + 1, 0)
     embeddings = params.lookup(sp_ids.values, max_norm)
     weights = None if sp_weights is None else sp_weights.values
-    return _combine(embeddings, segment_ids, weights, combiner, num_segments)
+    return ev_lookup.combine_rows(embeddings, segment_ids, weights, combiner, num_segments)
 
 
 @dispatch.dispatch_for_api(embedding_ops.embedding_lookup, {"params": MultiHashVariable})

@@ -22,6 +22,7 @@ from tensorflow.python.ops import (
     variable_scope,
 )
 
+from deeprec.embedding import lookup as ev_lookup
 from deeprec.embedding.options import EmbeddingVariableOption
 from deeprec.feature_column import ev_columns
 
@@ -126,19 +127,10 @@ def _adaptive_lookup(column, static, dynamic, sparse_tensors, mask):
                                                                             dynamic_pos))
     rows = data_flow_ops.dynamic_stitch([static_pos, dynamic_pos], [static_rows, dynamic_rows])
     weights = sparse_tensors.weight_tensor
-    weights = (array_ops.ones([n], dtypes.float32) if weights is None
-               else math_ops.cast(weights.values, dtypes.float32))
     segments = math_ops.cast(ids.indices[:, 0], dtypes.int32)
-    batch = math_ops.cast(ids.dense_shape[0], dtypes.int32)
-    total = math_ops.unsorted_segment_sum(rows * array_ops.expand_dims(weights, 1), segments,
-                                          batch)
-    if column.combiner == "sum":
-        return total
-    scale = weights if column.combiner == "mean" else weights * weights
-    norm = math_ops.unsorted_segment_sum(scale, segments, batch)
-    if column.combiner == "sqrtn":
-        norm = math_ops.sqrt(norm)
-    return math_ops.div_no_nan(total, array_ops.expand_dims(norm, 1))
+    return ev_lookup.combine_rows(rows, segments, None if weights is None else weights.values,
+                                  column.combiner, math_ops.cast(ids.dense_shape[0],
+                                                                 dtypes.int32))
 
 
 @contextlib.contextmanager
