@@ -29,7 +29,8 @@ from deeprec.feature_column import multihash_column
 
 # String values become ids in [0, 2^63 - 1) by their 64-bit fingerprint.
 _STRING_ID_SPACE = (1 << 63) - 1
-# EVs have no bucket count; stock code that asks for one sees the id space.
+# EVs have no bucket count; stock code that asks for one gets this stand-in,
+# larger than any real table (it is never used to size a variable).
 _NOMINAL_BUCKETS = 1 << 62
 
 
@@ -50,7 +51,9 @@ class EmbeddingCategoricalColumn(
 
     @property
     def parse_example_spec(self):
-        return {self.key: parsing_ops.VarLenFeature(self.dtype)}
+        # tf.Example stores integers as int64 only.
+        dtype = dtypes.string if self.dtype == dtypes.string else dtypes.int64
+        return {self.key: parsing_ops.VarLenFeature(dtype)}
 
     @property
     def _parse_example_spec(self):
