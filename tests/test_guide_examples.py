@@ -10,6 +10,8 @@ import os
 import numpy as np
 import pytest
 
+import deeprec as tf
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -119,3 +121,23 @@ def test_guide_adaptive_embedding_script():
     # Both tables start at ones; the first step reads them before updating.
     np.testing.assert_array_equal(emb, np.ones((10, 3), np.float32))
     assert top is None and loss == 60.0
+
+
+def test_guide_group_embedding_feature_column_script():
+    printed = _run("group_embedding_feature_column.py")
+    assert printed[0] == "init global done"
+    ((fun, train_op, loss),) = printed[1:]
+    # Reference: each column's row is the mean of its ids' embeddings, all
+    # 0.5 (constant initializer) before the step; input_layer concatenates the
+    # columns by name (ad0: 20, ad1: 30, user0: 20) and fun doubles it.
+    rows = [r for r, _ in [[0, 0], [0, 1], [1, 1], [2, 2], [3, 3], [4, 3], [4, 4]]]
+    emb = np.zeros((5, 70))
+    for row in set(rows):
+        emb[row] = np.mean([0.5] * rows.count(row))
+    np.testing.assert_allclose(fun, 2.0 * emb, rtol=1e-6)
+    assert train_op is None
+    np.testing.assert_allclose(loss, 2.0 * emb.sum(), rtol=1e-6)
+    # Two scopes, two group lookups: nothing was looked up column by column.
+    ops = tf.get_default_graph().get_operations()
+    assert len([op for op in ops if op.type == "GroupEmbeddingSparsePostLookUp"]) == 2
+    assert not [op for op in ops if op.type in ("KvResourceGather", "SparseFillEmptyRows")]

@@ -173,36 +173,17 @@ class EmbeddingTable {
   // adds one to the key's frequency.
   void LookupOrInsert(const K* keys, int64_t n, float* out, bool count_freq,
                       const Runner& run = RunSerially) {
-    const Batch batch = Group(keys, n);
-    ForEachShard(batch, run, [&](Shard& shard, const int64_t* pos, int64_t m) {
-      std::vector<uint32_t> found(m);
-      std::vector<int64_t> misses;
-      {
-        std::shared_lock<std::shared_mutex> lock(shard.mu);
-        FindAll(shard, keys, batch, pos, m, found.data());
-        for (int64_t j = 0; j < m; ++j) {
-          if (j + kPrefetch < m &&
-              found[j + kPrefetch] != KeyIndex<K>::kEmpty) {
-            __builtin_prefetch(RecordPtr(shard, found[j + kPrefetch]));
-          }
-          if (found[j] == KeyIndex<K>::kEmpty) {
-            misses.push_back(pos[j]);
-          } else {
-            ReadHit(shard, found[j], out + pos[j] * dim_, count_freq);
-          }
-        }
-      }
-      if (misses.empty()) return;
-      std::unique_lock<std::shared_mutex> lock(shard.mu);
-      if (policy_.admission.enabled()) {
-        AdmitLocked(shard, keys, batch, misses, out, count_freq);
-        return;
-      }
-      for (int64_t i : misses) {
-        const uint32_t idx = FindOrInsertLocked(shard, keys[i], batch.hash[i]);
-        ReadHit(shard, idx, out + i * dim_, count_freq);
-      }
-    });
+    LookupOrInsertImpl(keys, n, out, nullptr, count_freq ? 1 : 0, run);
+  }
+
+  // LookupOrInsert of distinct keys, each standing for counts[i] occurrences:
+  // key i's frequency grows by counts[i], and admission judges it as if
+  // LookupOrInsert had seen the key counts[i] times in one batch. Callers
+  // that deduplicate a batch touch each record once instead of once per
+  // occurrence.
+  void LookupOrInsertCounted(const K* keys, const int64_t* counts, int64_t n,
+                             float* out, const Runner& run = RunSerially) {
+    LookupOrInsertImpl(keys, n, out, counts, 0, run);
   }
 
   // Read-only lookup of `column`; a missing key reads that column's default
@@ -554,6 +535,47 @@ class EmbeddingTable {
     ForEachShardOf(this, batch, run, std::forward<Fn>(fn));
   }
 
+  // Occurrences that key i stands for: counts[i], or `each` without counts.
+  static int64_t CountOf(const int64_t* counts, int64_t each, int64_t i) {
+    return counts != nullptr ? counts[i] : each;
+  }
+
+  void LookupOrInsertImpl(const K* keys, int64_t n, float* out,
+                          const int64_t* counts, int64_t each,
+                          const Runner& run) {
+    const Batch batch = Group(keys, n);
+    ForEachShard(batch, run, [&](Shard& shard, const int64_t* pos, int64_t m) {
+      std::vector<uint32_t> found(m);
+      std::vector<int64_t> misses;
+      {
+        std::shared_lock<std::shared_mutex> lock(shard.mu);
+        FindAll(shard, keys, batch, pos, m, found.data());
+        for (int64_t j = 0; j < m; ++j) {
+          if (j + kPrefetch < m &&
+              found[j + kPrefetch] != KeyIndex<K>::kEmpty) {
+            __builtin_prefetch(RecordPtr(shard, found[j + kPrefetch]));
+          }
+          if (found[j] == KeyIndex<K>::kEmpty) {
+            misses.push_back(pos[j]);
+          } else {
+            ReadHit(shard, found[j], out + pos[j] * dim_,
+                    CountOf(counts, each, pos[j]));
+          }
+        }
+      }
+      if (misses.empty()) return;
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      if (policy_.admission.enabled()) {
+        AdmitLocked(shard, keys, batch, misses, out, counts, each);
+        return;
+      }
+      for (int64_t i : misses) {
+        const uint32_t idx = FindOrInsertLocked(shard, keys[i], batch.hash[i]);
+        ReadHit(shard, idx, out + i * dim_, CountOf(counts, each, i));
+      }
+    });
+  }
+
   // found[j] = record of keys[pos[j]] or kEmpty. Requires the shard's lock.
   void FindAll(const Shard& shard, const K* keys, const Batch& batch,
                const int64_t* pos, int64_t m, uint32_t* found) const {
@@ -650,9 +672,9 @@ class EmbeddingTable {
   }
 
   void ReadHit(const Shard& shard, uint32_t idx, float* out,
-               bool count_freq) const {
+               int64_t count) const {
     int64_t* header = RecordPtr(shard, idx);
-    if (count_freq) __atomic_fetch_add(header, 1, __ATOMIC_RELAXED);
+    if (count != 0) __atomic_fetch_add(header, count, __ATOMIC_RELAXED);
     std::memcpy(out, RecordView(header, dim_).column(0), dim_ * sizeof(float));
   }
 
@@ -676,10 +698,11 @@ class EmbeddingTable {
   // The lookup of ids without a record under admission: each occurrence
   // reads no_permission_value and is counted; ids whose frequency reaches
   // filter_freq are admitted after the whole batch, so admission takes
-  // effect from the next lookup. Requires the shard's exclusive lock.
+  // effect from the next lookup. Key i stands for CountOf(counts, each, i)
+  // occurrences. Requires the shard's exclusive lock.
   void AdmitLocked(Shard& shard, const K* keys, const Batch& batch,
                    const std::vector<int64_t>& misses, float* out,
-                   bool count_freq) {
+                   const int64_t* counts, int64_t each) {
     const AdmissionPolicy& admission = policy_.admission;
     // Ids that reach filter_freq in this batch, with their frequency. Their
     // later occurrences in the batch are counted here, not in `pending`,
@@ -687,24 +710,34 @@ class EmbeddingTable {
     std::vector<std::pair<int64_t, int64_t>> ready;  // (index, frequency)
     std::unordered_map<K, size_t> ready_at;
     for (int64_t i : misses) {
+      const int64_t count = CountOf(counts, each, i);
       const uint32_t idx = shard.index.Find(keys[i], batch.hash[i]);
       if (idx != KeyIndex<K>::kEmpty) {
-        ReadHit(shard, idx, out + i * dim_, count_freq);
+        ReadHit(shard, idx, out + i * dim_, count);
         continue;
       }
       std::fill_n(out + i * dim_, dim_, admission.no_permission_value);
       if (!ready_at.empty()) {
         const auto it = ready_at.find(keys[i]);
         if (it != ready_at.end()) {
-          ready[it->second].second += count_freq ? 1 : 0;
+          ready[it->second].second += count;
           continue;
         }
       }
-      const int64_t freq =
-          shard.pending.Count(keys[i], batch.hash[i], count_freq ? 1 : 0);
+      // One occurrence at a time until the id reaches filter_freq (at most
+      // filter_freq steps), so that saturating Bloom counters see what
+      // `count` separate occurrences would; the rest are counted exactly.
+      int64_t left = count;
+      int64_t freq =
+          shard.pending.Count(keys[i], batch.hash[i], left > 0 ? 1 : 0);
+      if (left > 0) --left;
+      while (left > 0 && freq < admission.filter_freq) {
+        freq = shard.pending.Count(keys[i], batch.hash[i], 1);
+        --left;
+      }
       if (freq >= admission.filter_freq) {
         ready_at.emplace(keys[i], ready.size());
-        ready.emplace_back(i, freq);
+        ready.emplace_back(i, freq + left);
       }
     }
     for (const auto& [i, freq] : ready) {

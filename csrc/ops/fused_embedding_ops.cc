@@ -3,6 +3,7 @@
 // partitions the sparse ids, the gathers (ordinary variable or
 // EmbeddingVariable lookups, built in Python), and a post-lookup op that
 // clips and combines the gathered rows. Kernels: fused_embedding_kernels.cc.
+#include "csrc/ops/embedding_lookup_shape_fns.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -15,40 +16,9 @@ using tensorflow::shape_inference::DimensionHandle;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
-// Number of combined rows, prod(sp_dense_shape[:-1]), when the dense shape is
-// a constant; unknown otherwise.
-Status CombinedRows(InferenceContext* c, int dense_shape_input,
-                    DimensionHandle* rows) {
-  ShapeHandle dense_shape;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(dense_shape_input), 1, &dense_shape));
-  *rows = c->UnknownDim();
-  const tensorflow::Tensor* value = c->input_tensor(dense_shape_input);
-  if (value == nullptr || value->NumElements() < 2) return Status();
-  int64_t product = 1;
-  const auto shape = value->flat<int64_t>();
-  for (int64_t i = 0; i + 1 < shape.size(); ++i) {
-    if (shape(i) < 0) return Status();  // The kernel reports it.
-    product *= shape(i);
-  }
-  *rows = c->MakeDim(product);
-  return Status();
-}
-
-// All of `inputs` [first, first + n) are matrices with the same columns.
-Status MergedColumns(InferenceContext* c, int first, int n,
-                     DimensionHandle* dim) {
-  *dim = c->UnknownDim();
-  for (int i = first; i < first + n; ++i) {
-    ShapeHandle shard;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(i), 2, &shard));
-    TF_RETURN_IF_ERROR(c->Merge(*dim, c->Dim(shard, 1), dim));
-  }
-  return Status();
-}
-
-Status VectorInput(InferenceContext* c, int input, ShapeHandle* out) {
-  return c->WithRank(c->input(input), 1, out);
-}
+using lookup::CombinedRows;
+using lookup::MergedColumns;
+using lookup::VectorInput;
 
 }  // namespace
 

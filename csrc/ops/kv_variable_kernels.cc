@@ -183,6 +183,45 @@ class KvResourceGatherOp : public OpKernel {
   bool is_inference_ = false;
 };
 
+template <typename K>
+class KvResourceGatherWithCountsOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    const Tensor& indices = ctx->input(1);
+    const Tensor& counts_t = ctx->input(2);
+    OP_REQUIRES(ctx, counts_t.shape() == indices.shape(),
+                errors::InvalidArgument(type_string(), ": counts has shape ",
+                                        counts_t.shape().DebugString(),
+                                        " but indices has shape ",
+                                        indices.shape().DebugString()));
+    const int64_t n = indices.NumElements();
+    const int64_t* counts = counts_t.flat<int64_t>().data();
+    for (int64_t i = 0; i < n; ++i) {
+      OP_REQUIRES(ctx, counts[i] >= 1,
+                  errors::InvalidArgument(type_string(), ": counts[", i,
+                                          "] = ", counts[i], " is not >= 1"));
+    }
+    const int64_t dim = table->dim();
+    TensorShape shape = indices.shape();
+    shape.AddDim(dim);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &out));
+    const K* keys = indices.flat<K>().data();
+    float* dst = out->flat<float>().data();
+    const auto run = PoolRunner(ctx, ShardTaskCost(n, dim));
+    if (var->column() == 0) {
+      table->LookupOrInsertCounted(keys, counts, n, dst, run);
+    } else {
+      table->Find(keys, n, var->column(), dst, run);
+    }
+  }
+};
+
 template <typename K, bool kVersion>
 class KvResourceLookupHeaderOp : public OpKernel {
  public:
@@ -426,6 +465,10 @@ class KvResourceImportOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(                                                    \
       Name("KvResourceGather").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"), \
       KvResourceGatherOp<K>);                                                 \
+  REGISTER_KERNEL_BUILDER(Name("KvResourceGatherWithCounts")                  \
+                              .Device(DEVICE_CPU)                             \
+                              .TypeConstraint<K>("Tkeys"),                    \
+                          KvResourceGatherWithCountsOp<K>);                   \
   REGISTER_KERNEL_BUILDER(Name("KvResourceLookupFrequency")                   \
                               .Device(DEVICE_CPU)                             \
                               .TypeConstraint<K>("Tkeys"),                    \

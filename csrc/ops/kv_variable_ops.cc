@@ -131,6 +131,30 @@ default rows and every occurrence counts toward the key's frequency. In
 inference nothing is inserted and missing keys read their default rows.
 )doc");
 
+REGISTER_OP("KvResourceGatherWithCounts")
+    .Input("resource: resource")
+    .Input("indices: Tkeys")
+    .Input("counts: int64")
+    .Output("output: dtype")
+    .Attr("Tkeys: {int64, int32} = DT_INT64")
+    .Attr("dtype: {float} = DT_FLOAT")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle out;
+      TF_RETURN_IF_ERROR(c->Merge(c->input(1), c->input(2), &out));
+      TF_RETURN_IF_ERROR(c->Concatenate(out, c->Vector(HandleDim(c, 0)), &out));
+      c->set_output(0, out);
+      return tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+KvResourceGather (training) of deduplicated ids: indices[i] stands for
+counts[i] >= 1 occurrences of one id. Each id's frequency grows by its count,
+and admission filters judge it as that many occurrences, so the table ends
+up as after KvResourceGather of the ids with their repetitions, while every
+record is read once. A lookup of an optimizer slot reads without inserting
+or counting, as KvResourceGather does.
+)doc");
+
 REGISTER_OP("KvResourceLookupFrequency")
     .Input("resource: resource")
     .Input("indices: Tkeys")

@@ -210,6 +210,7 @@ def safe_embedding_lookup_sparse_v2(embedding_weights, sparse_ids, sparse_weight
 
 
 @ops.RegisterGradient("KvResourceGather")
+@ops.RegisterGradient("KvResourceGatherWithCounts")
 def _kv_resource_gather_grad(op: ops.Operation, grad: tensor_lib.Tensor):
     """The gradient w.r.t. the handle: IndexedSlices keyed by the raw ids.
 
@@ -222,4 +223,5 @@ def _kv_resource_gather_grad(op: ops.Operation, grad: tensor_lib.Tensor):
     with ops.control_dependencies([op]):
         values = array_ops.reshape(grad, array_ops_stack.stack([-1, dim]))
     ids = array_ops.reshape(op.inputs[1], [-1])
-    return [indexed_slices.IndexedSlices(values, ids), None]
+    # KvResourceGatherWithCounts's counts input gets no gradient either.
+    return [indexed_slices.IndexedSlices(values, ids)] + [None] * (len(op.inputs) - 1)

@@ -25,7 +25,7 @@ from tensorflow.python.ops import (
 
 from deeprec.embedding.get_variable import get_embedding_variable
 from deeprec.embedding.options import EmbeddingVariableOption
-from deeprec.feature_column import multihash_column
+from deeprec.feature_column import group_embedding, multihash_column
 
 # String values become ids in [0, 2^63 - 1) by their 64-bit fingerprint.
 _STRING_ID_SPACE = (1 << 63) - 1
@@ -206,7 +206,10 @@ def _trainable(column, trainable):
 
 
 def lookup(column, embedding_weights, sparse_tensors):
-    """`column`'s embedding lookup in `embedding_weights`, fused if it asks for it."""
+    """`column`'s embedding lookup in `embedding_weights`: grouped if it was built
+    in a group_embedding_column_scope, fused if it asks for it."""
+    if getattr(column, "group_name", None) is not None:
+        return group_embedding.lookup(column, embedding_weights, sparse_tensors)
     if column.do_fusion:
         from deeprec.nn import fused_safe_embedding_lookup_sparse
         lookup_sparse = fused_safe_embedding_lookup_sparse
@@ -218,14 +221,17 @@ def lookup(column, embedding_weights, sparse_tensors):
 
 
 class FusibleEmbeddingColumn(fc_v2.EmbeddingColumn):
-    """An `embedding_column` that can look up with the fused ops (`do_fusion`)."""
+    """An `embedding_column` that can look up with the fused ops (`do_fusion`) or
+    with its group (`group_name`, see group_embedding_column_scope)."""
 
     do_fusion = False
+    group_name = None
 
     def _get_dense_tensor_internal_helper(self, sparse_tensors, embedding_weights):
-        if not self.do_fusion:
+        if not self.do_fusion and self.group_name is None:
             return super()._get_dense_tensor_internal_helper(sparse_tensors,
                                                              embedding_weights)
+        group_embedding.restore_from_checkpoint(self, embedding_weights)
         return lookup(self, embedding_weights, sparse_tensors)
 
 
@@ -281,7 +287,9 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
     in the column's scope; over a `categorical_column_with_multihash` it is a
     Multi-Hash Variable (see `multihash_column.embedding_column`); otherwise
     it is TensorFlow's column. With `do_fusion=True` the lookup uses
-    `tf.nn.fused_safe_embedding_lookup_sparse`.
+    `tf.nn.fused_safe_embedding_lookup_sparse`. Inside a
+    `group_embedding_column_scope`, `input_layer` looks the column up with
+    the other columns of its group.
 
     Example:
       >>> import deeprec as tf
@@ -290,6 +298,9 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
       >>> emb.do_fusion
       True
     """
+    api = f"embedding_column('{categorical_column.name}')"
+    group = group_embedding.current_group()
+    group_embedding.check_groupable(api, _ungroupable(categorical_column, do_fusion))
     if multihash_column.multihash_source(categorical_column) is not None:
         if do_fusion:
             raise ValueError(f"embedding_column('{categorical_column.name}'): do_fusion is "
@@ -305,7 +316,7 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
         max_norm=max_norm, trainable=trainable,
         use_safe_embedding_lookup=use_safe_embedding_lookup)
     if ev_source(categorical_column) is None:
-        if not do_fusion:
+        if not do_fusion and group is None:
             return stock
         column = FusibleEmbeddingColumn(*stock)
     else:
@@ -317,7 +328,23 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
                               EmbeddingVariableColumn)
         column = column_type(*stock)
     column.do_fusion = bool(do_fusion)
+    column.group_name = group
     return column
+
+
+def _ungroupable(categorical_column, do_fusion) -> str | None:
+    """Why an embedding column over `categorical_column` cannot be grouped, or None."""
+    if multihash_column.multihash_source(categorical_column) is not None:
+        return "a multi-hash embedding column"
+    if isinstance(categorical_column, (fc_v2.SequenceCategoricalColumn,
+                                       fc_old._SequenceCategoricalColumn)):  # pylint: disable=protected-access
+        return "a sequence embedding column"
+    source = ev_source(categorical_column)
+    if source is not None and hasattr(source, "embedding_column_type"):
+        return "an adaptive embedding column"
+    if do_fusion:
+        return "a column with do_fusion=True"
+    return None
 
 
 def shared_embedding_columns(categorical_columns, dimension, combiner="mean", initializer=None,
@@ -336,6 +363,8 @@ def shared_embedding_columns(categorical_columns, dimension, combiner="mean", in
       >>> [c.name for c in tf.feature_column.shared_embedding_columns([a, b], 4)]
       ['a_shared_embedding', 'b_shared_embedding']
     """
+    group_embedding.check_groupable("shared_embedding_columns",
+                                    "a shared embedding column")
     stock = fc_v2.shared_embedding_columns(
         categorical_columns, dimension, combiner=combiner, initializer=initializer,
         shared_embedding_collection_name=shared_embedding_collection_name,

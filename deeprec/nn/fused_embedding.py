@@ -130,11 +130,21 @@ class _Table:
             raise ValueError(f"{api}: default_id = {default_id} is not a row of the "
                              f"embedding table: not in [0, {self.static_rows})")
 
-    def gather(self, index: int, ids: tensor_lib.Tensor) -> tensor_lib.Tensor:
+    def gather(self, index: int, ids: tensor_lib.Tensor,
+               counts: tensor_lib.Tensor | None = None) -> tensor_lib.Tensor:
+        """Rows of `ids` from partition `index`.
+
+        With `counts`, the ids are distinct and stand for counts[i]
+        occurrences each: an EmbeddingVariable counts them as that many
+        lookups (`KvResourceGatherWithCounts`), reading each record once.
+        """
         shard = self.shards[index]
         if self.is_ev:
             with ops.colocate_with(shard.handle):
-                return shard.sparse_read(ids)
+                if counts is None:
+                    return shard.sparse_read(ids)
+                return kv_ops.kv_resource_gather_with_counts(
+                    shard.handle, shard._check_ids(ids), counts)
         with ops.colocate_with(shard):
             return array_ops.gather(shard, ids)
 
@@ -383,11 +393,22 @@ def _pre_look_up_grad(op: ops.Operation, *grads):
     grad_weights = grads[n + 2]
     if grad_weights is None:
         return [None] * 5
-    sources = op.outputs[n + 3]
-    nnz = array_ops.size(op.inputs[0], out_type=dtypes.int64)
+    summed = route_weight_gradients(grad_weights, op.outputs[n + 3], op.inputs[0])
+    return [None, None, None, summed, None]
+
+
+def route_weight_gradients(grad_weights: tensor_lib.Tensor, sources: tensor_lib.Tensor,
+                           sp_values: tensor_lib.Tensor) -> tensor_lib.Tensor:
+    """Sums the planned entries' weight gradients into the sparse weights.
+
+    `sources[i]` is the index in `sp_values` of entry i, or -1 for an entry
+    that fills an empty row; those are summed into an extra segment that is
+    dropped.
+    """
+    nnz = array_ops.size(sp_values, out_type=dtypes.int64)
     segments = array_ops.where_v2(sources >= 0, sources, nnz)
     summed = math_ops.unsorted_segment_sum(grad_weights, segments, nnz + 1)
-    return [None, None, None, summed[:nnz], None]
+    return summed[:nnz]
 
 
 ops.NotDifferentiable("FusedEmbeddingSparsePostLookUpGrad")

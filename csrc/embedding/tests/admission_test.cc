@@ -64,6 +64,44 @@ void AdmitsAfterTheBatchThatReachesFilterFreq(bool bloom) {
   CHECK_EQ(t.GetStats().filtered, bloom ? 0 : 1);
 }
 
+// A key standing for several occurrences (LookupOrInsertCounted) is admitted
+// exactly as that many separate occurrences would be, with the same
+// frequency, even past what a Bloom filter's counters hold (4 bits, at most
+// 15, for filter_freq 3).
+void CountedLookupAdmitsLikeRepeatedKeys(bool bloom) {
+  const TablePolicy policy = Filter(3, bloom);
+  EmbeddingTable<int64_t> repeated(1, 4, Ones(4, 1), policy);
+  EmbeddingTable<int64_t> counted(1, 4, Ones(4, 1), policy);
+  const std::vector<int64_t> keys = {1, 2, 3, 4};
+  const std::vector<int64_t> counts = {40, 3, 2, 1};
+  std::vector<int64_t> expanded;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    expanded.insert(expanded.end(), counts[i], keys[i]);
+  }
+  for (int round = 0; round < 2; ++round) {
+    std::vector<float> out_r(expanded.size()), out_c(keys.size());
+    repeated.LookupOrInsert(expanded.data(), expanded.size(), out_r.data(),
+                            true);
+    counted.LookupOrInsertCounted(keys.data(), counts.data(), keys.size(),
+                                  out_c.data());
+    size_t e = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      for (int64_t c = 0; c < counts[i]; ++c) CHECK_EQ(out_r[e++], out_c[i]);
+    }
+    CHECK_EQ(repeated.size(), counted.size());
+    std::vector<int64_t> f_r(4), f_c(4);
+    repeated.GetFrequency(keys.data(), 4, f_r.data());
+    counted.GetFrequency(keys.data(), 4, f_c.data());
+    CHECK(f_r == f_c);
+  }
+  std::vector<int64_t> freq(4);
+  counted.GetFrequency(keys.data(), 4, freq.data());
+  CHECK(freq == (std::vector<int64_t>{80, 6, 4, 2}));
+}
+
+TEST(CountedLookupCounterFilter) { CountedLookupAdmitsLikeRepeatedKeys(false); }
+TEST(CountedLookupBloomFilter) { CountedLookupAdmitsLikeRepeatedKeys(true); }
+
 TEST(CounterFilterAdmission) {
   AdmitsAfterTheBatchThatReachesFilterFreq(false);
 }

@@ -465,6 +465,45 @@ TEST(BatchOperationsOnThreadsMatchSerial) {
   CHECK(f_s == f_t);
 }
 
+// A deduplicated batch with per-key counts reads the same rows and leaves
+// the same frequencies as the batch itself.
+TEST(LookupOrInsertCountedMatchesRepeatedKeys) {
+  const int64_t dim = 3, n = 4000;
+  std::mt19937_64 rng(11);
+  std::vector<int64_t> keys(n);
+  for (int64_t i = 0; i < n; ++i)
+    keys[i] = static_cast<int64_t>(rng() % 500) - 100;
+  std::map<int64_t, int64_t> counted;
+  for (int64_t k : keys) ++counted[k];
+  std::vector<int64_t> distinct, counts;
+  for (const auto& [k, c] : counted) {
+    distinct.push_back(k);
+    counts.push_back(c);
+  }
+  const int64_t m = distinct.size();
+  EmbeddingTable<int64_t> repeated(dim, 16, Defaults(16, dim, 0));
+  EmbeddingTable<int64_t> deduped(dim, 16, Defaults(16, dim, 0));
+  for (int round = 0; round < 2; ++round) {
+    std::vector<float> out_r(n * dim), out_d(m * dim);
+    repeated.LookupOrInsert(keys.data(), n, out_r.data(), true);
+    deduped.LookupOrInsertCounted(distinct.data(), counts.data(), m,
+                                  out_d.data(), RunOnThreads);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t j =
+          std::lower_bound(distinct.begin(), distinct.end(), keys[i]) -
+          distinct.begin();
+      CHECK(std::equal(out_r.begin() + i * dim, out_r.begin() + (i + 1) * dim,
+                       out_d.begin() + j * dim));
+    }
+  }
+  CHECK_EQ(repeated.size(), deduped.size());
+  std::vector<int64_t> f_r(m), f_d(m);
+  repeated.GetFrequency(distinct.data(), m, f_r.data());
+  deduped.GetFrequency(distinct.data(), m, f_d.data());
+  CHECK(f_r == f_d);
+  CHECK_EQ(f_d[0], 2 * counts[0]);
+}
+
 TEST(AddColumnBeforeRecords) {
   EmbeddingTable<int32_t> t(3, 4, Defaults(4, 3, 0));
   CHECK_EQ(t.AddColumn(Defaults(4, 3, 1000)), 1);

@@ -1,0 +1,886 @@
+// Kernel logic shared by the fused (fused_embedding_kernels.cc) and grouped
+// (group_embedding_kernels.cc) sparse embedding lookups, one feature at a
+// time:
+//
+// - planning a lookup: validate the sparse ids, prune, fill empty rows,
+//   order the entries by output row, route ids to partitions and (for
+//   `unique`) deduplicate them;
+// - combining the gathered rows per output row (with max_norm clipping) and
+//   the gradients of that with respect to the gathered rows and the weights.
+//
+// Callers decide how features and rows are spread over threads. Nothing here
+// keeps state between calls. Sums run in a fixed order (entries in input
+// order within an output row or gathered row), so results do not depend on
+// the thread count.
+#ifndef DEEPREC_OPS_EMBEDDING_LOOKUP_KERNELS_H_
+#define DEEPREC_OPS_EMBEDDING_LOOKUP_KERNELS_H_
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/platform/errors.h"
+#include "tensorflow/core/util/overflow.h"
+
+namespace deeprec {
+namespace lookup {
+
+using tensorflow::OpInputList;
+using tensorflow::Status;
+using tensorflow::Tensor;
+using tensorflow::TensorShapeUtils;
+namespace errors = tensorflow::errors;
+
+// Partitioned EmbeddingVariables route key k to (k mod 1000) mod shards.
+constexpr int64_t kEvBuckets = 1000;
+
+enum class Combiner { kSum, kMean, kSqrtn };
+
+inline Status ParseCombiner(const std::string& name, Combiner* combiner) {
+  if (name == "sum") {
+    *combiner = Combiner::kSum;
+  } else if (name == "mean") {
+    *combiner = Combiner::kMean;
+  } else if (name == "sqrtn") {
+    *combiner = Combiner::kSqrtn;
+  } else {
+    return errors::InvalidArgument(
+        "combiner must be 'sum', 'mean' or 'sqrtn', got '", name, "'");
+  }
+  return tensorflow::OkStatus();
+}
+
+// How ids are routed to the partitions of a table: as tf.nn.embedding_lookup
+// splits a dense table ('div', 'mod'), or by key as partitioned
+// EmbeddingVariables do ('ev').
+enum class Strategy { kDiv, kMod, kEmbeddingVariable };
+
+inline Status ParseStrategy(const std::string& name, Strategy* strategy) {
+  if (name == "div") {
+    *strategy = Strategy::kDiv;
+  } else if (name == "mod") {
+    *strategy = Strategy::kMod;
+  } else if (name == "ev") {
+    *strategy = Strategy::kEmbeddingVariable;
+  } else {
+    return errors::InvalidArgument(
+        "partition_strategy must be 'div', 'mod' or 'ev', got '", name, "'");
+  }
+  return tensorflow::OkStatus();
+}
+
+// Names the op and the inputs of one feature in error messages: "sp_values"
+// for an op over one feature, "sp_values[3]" for feature 3 of a group op.
+class ArgNames {
+ public:
+  explicit ArgNames(std::string op, int feature = -1)
+      : op_(std::move(op)), feature_(feature) {}
+
+  const std::string& op() const { return op_; }
+
+  std::string operator()(const char* arg) const {
+    if (feature_ < 0) return arg;
+    return std::string(arg) + "[" + std::to_string(feature_) + "]";
+  }
+
+ private:
+  std::string op_;
+  int feature_;
+};
+
+// "[2 3]" for a small shape vector, for error messages.
+inline std::string ShapeString(const Tensor& dense_shape) {
+  return "[" + dense_shape.SummarizeValue(16) + "]";
+}
+
+inline Status RequireVector(const ArgNames& names, const Tensor& t,
+                            const char* arg) {
+  if (TensorShapeUtils::IsVector(t.shape())) return tensorflow::OkStatus();
+  return errors::InvalidArgument(names.op(), ": ", names(arg),
+                                 " must be a vector, got shape ",
+                                 t.shape().DebugString());
+}
+
+inline Status RequireLength(const ArgNames& names, const Tensor& t,
+                            const char* arg, int64_t n, const char* other) {
+  if (t.dim_size(0) == n) return tensorflow::OkStatus();
+  return errors::InvalidArgument(names.op(), ": ", names(arg), " has ",
+                                 t.dim_size(0), " elements but ", names(other),
+                                 " has ", n);
+}
+
+// The number of output rows of a lookup with dense shape `dense_shape`:
+// prod(dense_shape[:-1]) when the last dimension is combined (which needs
+// rank >= 2), prod(dense_shape) otherwise.
+inline Status OutputRowCount(const ArgNames& names, const Tensor& dense_shape,
+                             bool combine_last, int64_t* rows) {
+  TF_RETURN_IF_ERROR(RequireVector(names, dense_shape, "sp_dense_shape"));
+  const auto shape = dense_shape.flat<int64_t>();
+  if (combine_last && shape.size() < 2) {
+    return errors::InvalidArgument(
+        names.op(), ": sparse ids must have rank >= 2, got ",
+        names("sp_dense_shape"), " ", ShapeString(dense_shape));
+  }
+  const int64_t combined = combine_last ? shape.size() - 1 : shape.size();
+  int64_t product = 1;
+  for (int64_t i = 0; i < shape.size(); ++i) {
+    if (shape(i) < 0) {
+      return errors::InvalidArgument(names.op(), ": ", names("sp_dense_shape"),
+                                     "[", i, "] = ", shape(i), " is negative");
+    }
+    if (i < combined) {
+      product = tensorflow::MultiplyWithoutOverflow(product, shape(i));
+      if (product < 0) {
+        return errors::InvalidArgument(
+            names.op(), ": ", names("sp_dense_shape"), " ",
+            ShapeString(dense_shape), " has too many rows");
+      }
+    }
+  }
+  *rows = product;
+  return tensorflow::OkStatus();
+}
+
+// Entry indices grouped by key (each key in [0, num_keys)), stable within a
+// key: group k is entries at(start[k]) .. at(start[k + 1] - 1). Keys that
+// are already in order (as the planned rows are) need no permutation.
+struct Groups {
+  std::vector<int64_t> order;  // Empty: the identity.
+  std::vector<int64_t> start;
+
+  int64_t at(int64_t j) const { return order.empty() ? j : order[j]; }
+};
+
+inline Groups GroupByKey(const int64_t* keys, int64_t n, int64_t num_keys) {
+  Groups g;
+  g.start.assign(num_keys + 1, 0);
+  bool sorted = true;
+  for (int64_t i = 0; i < n; ++i) {
+    ++g.start[keys[i] + 1];
+    if (i > 0 && keys[i] < keys[i - 1]) sorted = false;
+  }
+  for (int64_t k = 0; k < num_keys; ++k) g.start[k + 1] += g.start[k];
+  if (sorted) return g;
+  g.order.resize(n);
+  std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
+  for (int64_t i = 0; i < n; ++i) g.order[next[keys[i]]++] = i;
+  return g;
+}
+
+// Checks that every value of `t` (int64 vector) lies in [0, limit).
+inline Status CheckRange(const ArgNames& names, const Tensor& t,
+                         const char* arg, int64_t limit, const char* what) {
+  const auto v = t.flat<int64_t>();
+  for (int64_t i = 0; i < v.size(); ++i) {
+    if (v(i) < 0 || v(i) >= limit) {
+      return errors::InvalidArgument(names.op(), ": ", names(arg), "[", i,
+                                     "] = ", v(i), " is not in [0, ", limit,
+                                     "), the ", what);
+    }
+  }
+  return tensorflow::OkStatus();
+}
+
+// An id to gather and how many entries read it.
+struct Distinct {
+  int64_t key;
+  int64_t count;
+};
+
+// A minimal open-addressing map from ids to first-appearance slots, for
+// deduplicating the ids of one partition and counting their entries. A cell
+// holds 32 bits of the key's hash and its slot; the keys and their counts sit
+// in slot order in a dense array owned by the caller. Maps for batches of ~10^4
+// ids stay within the L2 cache that way, which matters more than anything else
+// here (each insert is a random access). The cells live in per-thread scratch
+// that is reused from call to call, so a map costs no page faults once a thread
+// has seen a batch of its size.
+class SlotMap {
+ public:
+  struct Cell {
+    uint32_t tag;
+    int32_t slot;  // -1: empty.
+  };
+
+  // A map whose keys go to `keys` (in slot order), sized for `expected`
+  // distinct keys at a load of at most 1/2 (it grows beyond that), in the
+  // calling thread's scratch number `scratch`. One thread may use a scratch
+  // number for one map at a time.
+  SlotMap(int64_t expected, std::vector<Distinct>* keys, int scratch)
+      : cells_(Scratch(scratch)), keys_(keys) {
+    int64_t capacity = 16;
+    while (capacity < 2 * expected) capacity <<= 1;
+    Reset(capacity);
+  }
+
+  SlotMap(const SlotMap&) = delete;
+  SlotMap& operator=(const SlotMap&) = delete;
+
+  // Starts loading the cell of `key`, which a later Insert will probe.
+  void Prefetch(int64_t key) const {
+    __builtin_prefetch(&cells_[Hash(key) & mask_]);
+  }
+
+  // The slot of `key`, counting one more entry for it; a new key gets the
+  // next slot and is appended to the keys.
+  int64_t Insert(int64_t key) {
+    const uint64_t hash = Hash(key);
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    uint64_t i = hash & mask_;
+    for (; cells_[i].slot >= 0; i = (i + 1) & mask_) {
+      if (cells_[i].tag == tag) {
+        Distinct& d = (*keys_)[cells_[i].slot];
+        if (d.key == key) {
+          ++d.count;
+          return cells_[i].slot;
+        }
+      }
+    }
+    const int32_t slot = static_cast<int32_t>(keys_->size());
+    keys_->push_back(Distinct{key, 1});
+    cells_[i] = Cell{tag, slot};
+    if (2 * keys_->size() > cells_.size()) Grow();
+    return slot;
+  }
+
+ private:
+  static std::vector<Cell>& Scratch(int index) {
+    // A deque, so that growing it keeps the maps in use where they are.
+    static thread_local std::deque<std::vector<Cell>> scratch;
+    if (static_cast<int>(scratch.size()) <= index) scratch.resize(index + 1);
+    return scratch[index];
+  }
+
+  static uint64_t Hash(int64_t key) {
+    uint64_t h = static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+  }
+
+  void Reset(int64_t capacity) {
+    cells_.assign(capacity, Cell{0, -1});
+    mask_ = capacity - 1;
+  }
+
+  void Grow() {
+    Reset(2 * static_cast<int64_t>(cells_.size()));
+    for (size_t slot = 0; slot < keys_->size(); ++slot) {
+      const uint64_t hash = Hash((*keys_)[slot].key);
+      uint64_t i = hash & mask_;
+      while (cells_[i].slot >= 0) i = (i + 1) & mask_;
+      cells_[i] =
+          Cell{static_cast<uint32_t>(hash >> 32), static_cast<int32_t>(slot)};
+    }
+  }
+
+  std::vector<Cell>& cells_;
+  std::vector<Distinct>* keys_;
+  uint64_t mask_ = 0;
+};
+
+// How one feature's ids are looked up.
+struct PlanOptions {
+  int num_partitions = 1;
+  Strategy strategy = Strategy::kDiv;
+  // >= 0: sp_indices must have this many columns; -1: any rank that
+  // OutputRowCount accepts.
+  int64_t sparse_rank = -1;
+  // Whether the last dimension of the ids is combined (an output row per
+  // prod(dense_shape[:-1])) or kept (an output row per id cell).
+  bool combine_last = true;
+  bool prune_ids = false;      // Drop ids < 0.
+  bool prune_weights = false;  // Drop entries whose weight is not > 0.
+  bool fill_empty_rows = false;
+  int64_t default_id = 0;  // The id filling empty rows.
+  // Gather each distinct id of a partition once (else once per entry).
+  bool unique = false;
+};
+
+// Partition and id within it of `id` (see Strategy), for a dense table of
+// `table_rows` rows split as tf.nn.embedding_lookup splits it ('div':
+// contiguous blocks, the first table_rows % n blocks one row longer; 'mod':
+// round robin), or as partitioned EmbeddingVariables route raw keys.
+inline void Route(const PlanOptions& options, int64_t id, int64_t table_rows,
+                  int* part, int64_t* local) {
+  const int64_t n = options.num_partitions;
+  switch (options.strategy) {
+    case Strategy::kDiv: {
+      const int64_t per_part = table_rows / n;
+      const int64_t extras = table_rows % n;
+      const int64_t long_rows = extras * (per_part + 1);
+      if (id < long_rows) {
+        *part = static_cast<int>(id / (per_part + 1));
+        *local = id % (per_part + 1);
+      } else {
+        *part = static_cast<int>(extras + (id - long_rows) / per_part);
+        *local = (id - long_rows) % per_part;
+      }
+      return;
+    }
+    case Strategy::kMod:
+      *part = static_cast<int>(id % n);
+      *local = id / n;
+      return;
+    case Strategy::kEmbeddingVariable: {
+      int64_t bucket = id % kEvBuckets;
+      if (bucket < 0) bucket += kEvBuckets;
+      *part = static_cast<int>(bucket % n);
+      *local = id;
+      return;
+    }
+  }
+}
+
+// Dense tables only hold rows [0, table_rows); EmbeddingVariables take any
+// key.
+inline bool Bounded(const PlanOptions& options) {
+  return options.strategy != Strategy::kEmbeddingVariable;
+}
+
+// SlotMap numbers distinct ids with 32 bits.
+constexpr int64_t kMaxEntries = INT32_MAX;
+
+// Where the per-entry outputs of a lookup go: each entry's position in the
+// concatenated gathered rows, output row, weight and (if not null) source,
+// its index in the ids or -1 for an entry that fills an empty row.
+template <typename T>
+struct EntryOutputs {
+  int64_t* positions = nullptr;
+  int64_t* rows = nullptr;
+  T* weights = nullptr;
+  int64_t* sources = nullptr;
+};
+
+// Plans one feature's lookup in three passes, so that the op writes its
+// outputs in place:
+//
+//   CountSparse / CountDense validates the ids and counts the entries (ids
+//     left after pruning, plus fillers of empty rows), grouped by output row
+//     and in input order within a row;
+//   Write, with the entry outputs allocated, writes every entry and routes
+//     its id to a partition (and a slot there), collecting each partition's
+//     ids to gather;
+//   WriteIds, with those allocated (gathered(p) ids for partition p), writes
+//     them, how many entries read each one, and the entries' final
+//     positions.
+template <typename T>
+class LookupPlanner {
+ public:
+  LookupPlanner(ArgNames names, PlanOptions options)
+      : names_(std::move(names)), options_(options) {}
+
+  // Sparse ids (values, indices, dense_shape) with `weights` (null: all 1)
+  // in a table of `table_rows` rows (ignored for EmbeddingVariables).
+  Status CountSparse(const Tensor& values, const Tensor& indices,
+                     const Tensor& dense_shape, const Tensor* weights,
+                     int64_t table_rows) {
+    table_rows_ = table_rows;
+    TF_RETURN_IF_ERROR(RequireVector(names_, values, "sp_values"));
+    if (!TensorShapeUtils::IsMatrix(indices.shape())) {
+      return errors::InvalidArgument(names_.op(), ": ", names_("sp_indices"),
+                                     " must be a matrix, got shape ",
+                                     indices.shape().DebugString());
+    }
+    TF_RETURN_IF_ERROR(
+        OutputRowCount(names_, dense_shape, options_.combine_last, &num_rows_));
+    const int64_t rank = dense_shape.NumElements();
+    if (options_.sparse_rank >= 0 && rank != options_.sparse_rank) {
+      return errors::InvalidArgument(
+          names_.op(), ": sparse ids must have rank ", options_.sparse_rank,
+          ", got ", names_("sp_dense_shape"), " ", ShapeString(dense_shape));
+    }
+    if (indices.dim_size(1) != rank) {
+      return errors::InvalidArgument(names_.op(), ": ", names_("sp_indices"),
+                                     " has ", indices.dim_size(1),
+                                     " columns but ", names_("sp_dense_shape"),
+                                     " has ", rank, " dimensions");
+    }
+    nnz_ = values.NumElements();
+    TF_RETURN_IF_ERROR(CheckEntryCount("sp_values", nnz_));
+    TF_RETURN_IF_ERROR(
+        RequireLength(names_, indices, "sp_indices", nnz_, "sp_values"));
+    if (weights != nullptr) {
+      TF_RETURN_IF_ERROR(RequireVector(names_, *weights, "sp_weights"));
+      TF_RETURN_IF_ERROR(
+          RequireLength(names_, *weights, "sp_weights", nnz_, "sp_values"));
+      weights_ = weights->flat<T>().data();
+    }
+    SetIds(values);
+    indices_ = indices.flat<int64_t>().data();
+    rank_ = rank;
+    row_dims_ = options_.combine_last ? rank - 1 : rank;
+    shape_ = dense_shape.flat<int64_t>().data();
+
+    int64_t kept = 0, filled_rows = 0, last_row = -1;
+    for (int64_t i = 0; i < nnz_; ++i) {
+      int64_t row = 0;
+      for (int64_t k = 0; k < row_dims_; ++k) {
+        const int64_t c = indices_[i * rank_ + k];
+        if (c < 0 || c >= shape_[k]) {
+          return errors::InvalidArgument(
+              names_.op(), ": ", names_("sp_indices"), "[", i, ", ", k,
+              "] = ", c, " is out of bounds for ", names_("sp_dense_shape"),
+              " ", ShapeString(dense_shape));
+        }
+        row = row * shape_[k] + c;
+      }
+      if (!Keep(i)) continue;
+      if (!IsTableRow(Id(i))) return NotATableRow(Id(i), "sp_values", i);
+      if (row < last_row) sorted_ = false;
+      if (row != last_row) ++filled_rows;
+      last_row = row;
+      ++kept;
+    }
+    if (!sorted_) {
+      // Rare (SparseTensors are usually in row-major order): order the kept
+      // entries by row once, stably, and count the rows they fill.
+      for (int64_t i = 0; i < nnz_; ++i) {
+        if (Keep(i)) order_.emplace_back(RowOf(i), i);
+      }
+      std::stable_sort(
+          order_.begin(), order_.end(),
+          [](const auto& a, const auto& b) { return a.first < b.first; });
+      filled_rows = 0;
+      for (size_t j = 0; j < order_.size(); ++j) {
+        if (j == 0 || order_[j].first != order_[j - 1].first) ++filled_rows;
+      }
+    }
+    entries_ = kept;
+    if (options_.fill_empty_rows) {
+      if (!IsTableRow(options_.default_id)) {
+        return NotATableRow(options_.default_id, "default_id", -1);
+      }
+      entries_ += num_rows_ - filled_rows;
+    }
+    return tensorflow::OkStatus();
+  }
+
+  // Dense `ids` (any shape): entry i is id i, weight 1, output row i.
+  Status CountDense(const Tensor& ids, int64_t table_rows) {
+    table_rows_ = table_rows;
+    nnz_ = ids.NumElements();
+    TF_RETURN_IF_ERROR(CheckEntryCount("ids", nnz_));
+    SetIds(ids);
+    for (int64_t i = 0; i < nnz_; ++i) {
+      if (!IsTableRow(Id(i))) return NotATableRow(Id(i), "ids", i);
+    }
+    dense_ = true;
+    num_rows_ = entries_ = nnz_;
+    return tensorflow::OkStatus();
+  }
+
+  int64_t entries() const { return entries_; }
+  int64_t num_rows() const { return num_rows_; }
+
+  void Write(const EntryOutputs<T>& out) {
+    const int parts = options_.num_partitions;
+    out_ = out;
+    next_ = 0;
+    ids_.assign(parts, {});
+    if (parts > 1) part_.resize(entries_);
+    std::vector<std::unique_ptr<SlotMap>> maps;
+    if (options_.unique) {
+      // Ids repeat within a batch; expect about half of them to be distinct.
+      const int64_t expected = entries_ / parts / 2 + 1;
+      for (int p = 0; p < parts; ++p) {
+        ids_[p].reserve(expected);
+        maps.push_back(std::make_unique<SlotMap>(expected, &ids_[p], p));
+      }
+    } else {
+      for (int p = 0; p < parts; ++p) ids_[p].reserve(entries_ / parts + 1);
+    }
+    maps_ = &maps;
+    if (dense_) {
+      for (int64_t i = 0; i < nnz_; ++i) Emit(i, Id(i), T(1), i, i + kAhead);
+    } else if (sorted_) {
+      int64_t last_row = -1;
+      for (int64_t i = 0; i < nnz_; ++i) {
+        if (!Keep(i)) continue;
+        const int64_t row = RowOf(i);
+        FillRowsBefore(row, &last_row);
+        Emit(row, Id(i), Weight(i), i, i + kAhead);
+      }
+      FillRowsBefore(num_rows_, &last_row);
+    } else {
+      int64_t last_row = -1;
+      for (const auto& [row, i] : order_) {
+        FillRowsBefore(row, &last_row);
+        Emit(row, Id(i), Weight(i), i, -1);
+      }
+      FillRowsBefore(num_rows_, &last_row);
+    }
+    maps_ = nullptr;
+  }
+
+  int64_t gathered(int p) const { return static_cast<int64_t>(ids_[p].size()); }
+
+  // `ids[p]` (int32 or int64, gathered(p) elements) and, if `counts` is not
+  // empty, counts[p] receive partition p's ids and how many entries read
+  // each; the entries' positions become global.
+  void WriteIds(const std::vector<Tensor*>& ids,
+                const std::vector<int64_t*>& counts) {
+    const int parts = options_.num_partitions;
+    for (int p = 0; p < parts; ++p) {
+      const std::vector<Distinct>& d = ids_[p];
+      if (ids[p]->dtype() == tensorflow::DT_INT32) {
+        int32_t* dst = ids[p]->flat<int32_t>().data();
+        for (size_t j = 0; j < d.size(); ++j)
+          dst[j] = static_cast<int32_t>(d[j].key);
+      } else {
+        int64_t* dst = ids[p]->flat<int64_t>().data();
+        for (size_t j = 0; j < d.size(); ++j) dst[j] = d[j].key;
+      }
+      if (!counts.empty()) {
+        for (size_t j = 0; j < d.size(); ++j) counts[p][j] = d[j].count;
+      }
+    }
+    if (parts == 1) return;
+    std::vector<int64_t> offset(parts, 0);
+    for (int p = 1; p < parts; ++p) offset[p] = offset[p - 1] + gathered(p - 1);
+    for (int64_t e = 0; e < entries_; ++e)
+      out_.positions[e] += offset[part_[e]];
+  }
+
+ private:
+  void SetIds(const Tensor& ids) {
+    if (ids.dtype() == tensorflow::DT_INT32) {
+      ids32_ = ids.flat<int32_t>().data();
+    } else {
+      ids64_ = ids.flat<int64_t>().data();
+    }
+  }
+
+  int64_t Id(int64_t i) const {
+    return ids64_ != nullptr ? ids64_[i] : static_cast<int64_t>(ids32_[i]);
+  }
+  T Weight(int64_t i) const { return weights_ == nullptr ? T(1) : weights_[i]; }
+
+  int64_t RowOf(int64_t i) const {
+    int64_t row = 0;
+    for (int64_t k = 0; k < row_dims_; ++k) {
+      row = row * shape_[k] + indices_[i * rank_ + k];
+    }
+    return row;
+  }
+
+  bool Keep(int64_t i) const {
+    if (options_.prune_ids && Id(i) < 0) return false;
+    // Written as !(w > 0) so that NaN weights are pruned too, as
+    // tf.nn.safe_embedding_lookup_sparse's greater(w, 0) does.
+    return !(options_.prune_weights && !(Weight(i) > T(0)));
+  }
+
+  bool IsTableRow(int64_t id) const {
+    return !Bounded(options_) || (id >= 0 && id < table_rows_);
+  }
+
+  Status NotATableRow(int64_t id, const char* what, int64_t index) const {
+    const std::string arg =
+        index < 0 ? std::string(what)
+                  : names_(what) + "[" + std::to_string(index) + "]";
+    return errors::InvalidArgument(
+        names_.op(), ": ", arg, " = ", id,
+        " is not a row of the embedding table: not in [0, ", table_rows_, ")");
+  }
+
+  Status CheckEntryCount(const char* arg, int64_t n) const {
+    if (n <= kMaxEntries) return tensorflow::OkStatus();
+    return errors::InvalidArgument(names_.op(), ": ", names_(arg), " has ", n,
+                                   " ids, more than the ", kMaxEntries,
+                                   " one lookup supports");
+  }
+
+  // Emits the default id for every empty row in (*last_row, row).
+  void FillRowsBefore(int64_t row, int64_t* last_row) {
+    if (options_.fill_empty_rows) {
+      for (int64_t r = *last_row + 1; r < row; ++r) {
+        Emit(r, options_.default_id, T(1), -1, -1);
+      }
+    }
+    *last_row = std::max(*last_row, row);
+  }
+
+  // How many entries ahead Write loads map cells.
+  static constexpr int64_t kAhead = 8;
+
+  // Writes the next entry; `ahead` (if in [0, nnz)) is an input index whose
+  // id comes soon, whose map cell is worth loading now.
+  inline __attribute__((always_inline)) void Emit(int64_t row, int64_t id,
+                                                  T weight, int64_t source,
+                                                  int64_t ahead) {
+    const int64_t e = next_++;
+    out_.rows[e] = row;
+    out_.weights[e] = weight;
+    if (out_.sources != nullptr) out_.sources[e] = source;
+    int p = 0;
+    int64_t local = id;
+    if (options_.num_partitions > 1) {
+      Route(options_, id, table_rows_, &p, &local);
+      part_[e] = p;
+    }
+    int64_t slot;
+    if (options_.unique) {
+      if (options_.num_partitions == 1 && ahead >= 0 && ahead < nnz_) {
+        (*maps_)[0]->Prefetch(Id(ahead));
+      }
+      slot = (*maps_)[p]->Insert(local);
+    } else {
+      slot = static_cast<int64_t>(ids_[p].size());
+      ids_[p].push_back(Distinct{local, 1});
+    }
+    out_.positions[e] = slot;
+  }
+
+  ArgNames names_;
+  PlanOptions options_;
+  int64_t table_rows_ = 0;
+  // The ids (one of the two) and, for sparse ids, their weights (may be
+  // null), indices [nnz, rank] and dense shape.
+  const int32_t* ids32_ = nullptr;
+  const int64_t* ids64_ = nullptr;
+  const T* weights_ = nullptr;
+  const int64_t* indices_ = nullptr;
+  const int64_t* shape_ = nullptr;
+  int64_t nnz_ = 0, rank_ = 0, row_dims_ = 0;
+  bool dense_ = false;
+  bool sorted_ = true;
+  std::vector<std::pair<int64_t, int64_t>> order_;  // (row, index) if !sorted_.
+  int64_t num_rows_ = 0;
+  int64_t entries_ = 0;
+  // Write's state.
+  EntryOutputs<T> out_;
+  int64_t next_ = 0;
+  std::vector<std::unique_ptr<SlotMap>>* maps_ = nullptr;
+  std::vector<std::vector<Distinct>> ids_;  // Per partition.
+  std::vector<int> part_;  // Per entry, with more than one partition.
+};
+
+// The gathered rows (concatenated over a table's partitions) seen by the
+// post-lookup ops.
+template <typename T>
+struct GatheredRows {
+  std::vector<const T*> row;  // Row u starts at row[u].
+  int64_t dim = -1;
+};
+
+// Collects shards[begin, begin + count), the rows gathered from one table's
+// partitions.
+template <typename T>
+Status CollectShards(const ArgNames& names, const OpInputList& shards,
+                     int begin, int count, GatheredRows<T>* gathered) {
+  int64_t total = 0;
+  for (int p = begin; p < begin + count; ++p) total += shards[p].dim_size(0);
+  gathered->row.reserve(total);
+  for (int p = begin; p < begin + count; ++p) {
+    const Tensor& shard = shards[p];
+    if (!TensorShapeUtils::IsMatrix(shard.shape())) {
+      return errors::InvalidArgument(names.op(), ": emb_shards[", p,
+                                     "] must be a matrix, got shape ",
+                                     shard.shape().DebugString());
+    }
+    if (p == begin) gathered->dim = shard.dim_size(1);
+    if (shard.dim_size(1) != gathered->dim) {
+      return errors::InvalidArgument(
+          names.op(), ": emb_shards[", p, "] has ", shard.dim_size(1),
+          " columns but emb_shards[", begin, "] has ", gathered->dim);
+    }
+    const T* data = shard.flat<T>().data();
+    for (int64_t r = 0; r < shard.dim_size(0); ++r) {
+      gathered->row.push_back(data + r * gathered->dim);
+    }
+  }
+  return tensorflow::OkStatus();
+}
+
+// Validates the entry tensors of a post-lookup op.
+inline Status CheckEntries(const ArgNames& names, const Tensor& positions,
+                           const Tensor& rows, const Tensor& weights,
+                           int64_t num_gathered, int64_t num_rows) {
+  TF_RETURN_IF_ERROR(RequireVector(names, positions, "positions"));
+  TF_RETURN_IF_ERROR(RequireVector(names, rows, "rows"));
+  TF_RETURN_IF_ERROR(RequireVector(names, weights, "weights"));
+  const int64_t n = positions.NumElements();
+  TF_RETURN_IF_ERROR(RequireLength(names, rows, "rows", n, "positions"));
+  TF_RETURN_IF_ERROR(RequireLength(names, weights, "weights", n, "positions"));
+  TF_RETURN_IF_ERROR(CheckRange(names, positions, "positions", num_gathered,
+                                "rows of emb_shards"));
+  return CheckRange(names, rows, "rows", num_rows, "output rows");
+}
+
+// Checks that `t` (input `arg`) has shape [rows, dim].
+inline Status CheckRowsByDim(const ArgNames& names, const Tensor& t,
+                             const char* arg, int64_t dim) {
+  if (TensorShapeUtils::IsMatrix(t.shape()) && t.dim_size(1) == dim) {
+    return tensorflow::OkStatus();
+  }
+  return errors::InvalidArgument(names.op(), ": ", names(arg),
+                                 " must have shape [rows, ", dim, "], got ",
+                                 t.shape().DebugString());
+}
+
+// The factor max_norm / max(|x|, max_norm) that clips row x to max_norm, as
+// tf.clip_by_norm computes it; its |x| as well, for the gradient.
+template <typename T>
+void ClipScale(const T* x, int64_t dim, T max_norm, T* scale, T* length) {
+  T sum = 0;
+  for (int64_t k = 0; k < dim; ++k) sum += x[k] * x[k];
+  *length = std::sqrt(sum);
+  *scale = max_norm / std::max(*length, max_norm);
+}
+
+// One feature's combination: the gathered rows, the validated entries
+// (positions, rows, weights) and what the combiner derives from them.
+template <typename T>
+struct Combination {
+  GatheredRows<T> gathered;
+  int64_t n = 0;  // Entries.
+  const int64_t* positions = nullptr;
+  const int64_t* rows = nullptr;
+  const T* weights = nullptr;
+  int64_t num_rows = 0;  // Output rows.
+  Combiner combiner = Combiner::kMean;
+  T max_norm = 0;        // <= 0: no clipping.
+  std::vector<T> norm;   // Per output row, the divisor (0: the row is zero).
+  std::vector<T> scale;  // Per gathered row, its clipping factor.
+
+  int64_t dim() const { return gathered.dim; }
+  bool clipped() const { return max_norm > T(0); }
+
+  // Validates the entries and computes the row norms (and clipping scales
+  // when `with_scales`).
+  Status Init(const ArgNames& names, const Tensor& positions_t,
+              const Tensor& rows_t, const Tensor& weights_t,
+              int64_t output_rows, bool with_scales) {
+    num_rows = output_rows;
+    TF_RETURN_IF_ERROR(CheckEntries(names, positions_t, rows_t, weights_t,
+                                    gathered.row.size(), num_rows));
+    n = positions_t.NumElements();
+    positions = positions_t.flat<int64_t>().data();
+    rows = rows_t.flat<int64_t>().data();
+    weights = weights_t.flat<T>().data();
+    norm.assign(num_rows, T(combiner == Combiner::kSum ? 1 : 0));
+    if (combiner != Combiner::kSum) {
+      for (int64_t i = 0; i < n; ++i) {
+        norm[rows[i]] +=
+            combiner == Combiner::kMean ? weights[i] : weights[i] * weights[i];
+      }
+      if (combiner == Combiner::kSqrtn) {
+        for (T& v : norm) v = std::sqrt(v);
+      }
+    }
+    if (with_scales && clipped()) {
+      scale.resize(gathered.row.size());
+      T length;
+      for (size_t u = 0; u < scale.size(); ++u) {
+        ClipScale(gathered.row[u], dim(), max_norm, &scale[u], &length);
+      }
+    }
+    return tensorflow::OkStatus();
+  }
+
+  // Output rows [lo, hi) of the combination, into out (row-major, dim
+  // columns). `by_row` groups the entries by output row.
+  void Combine(const Groups& by_row, int64_t lo, int64_t hi, T* out) const {
+    const int64_t d = dim();
+    for (int64_t r = lo; r < hi; ++r) {
+      T* dst = out + r * d;
+      std::fill(dst, dst + d, T(0));
+      if (norm[r] == T(0)) continue;  // div_no_nan, as TF's combiners.
+      for (int64_t j = by_row.start[r]; j < by_row.start[r + 1]; ++j) {
+        const int64_t e = by_row.at(j);
+        const T* x = gathered.row[positions[e]];
+        const T s = (scale.empty() ? T(1) : scale[positions[e]]) * weights[e];
+        for (int64_t k = 0; k < d; ++k) dst[k] += x[k] * s;
+      }
+      if (combiner != Combiner::kSum) {
+        for (int64_t k = 0; k < d; ++k) dst[k] /= norm[r];
+      }
+    }
+  }
+
+  // Gradients of gathered rows [lo, hi) given top_grad, the gradient of the
+  // combined output; `by_position` groups the entries by gathered row.
+  void Gradient(const Groups& by_position, const T* top_grad, int64_t lo,
+                int64_t hi, T* const* grad_row) const {
+    const int64_t d = dim();
+    for (int64_t u = lo; u < hi; ++u) {
+      T* g = grad_row[u];
+      std::fill(g, g + d, T(0));
+      for (int64_t j = by_position.start[u]; j < by_position.start[u + 1];
+           ++j) {
+        const int64_t e = by_position.at(j);
+        const T row_norm = norm[rows[e]];
+        if (row_norm == T(0)) continue;
+        const T* dy = top_grad + rows[e] * d;
+        const T s =
+            combiner == Combiner::kSum ? weights[e] : weights[e] / row_norm;
+        for (int64_t k = 0; k < d; ++k) g[k] += dy[k] * s;
+      }
+      if (clipped()) ClipGradient(gathered.row[u], g);
+    }
+  }
+
+  // Gradients of the weights of entries [lo, hi), given top_grad and the
+  // combined output `embeddings`.
+  void WeightsGradient(const T* top_grad, const T* embeddings, int64_t lo,
+                       int64_t hi, T* out) const {
+    const int64_t d = dim();
+    // With y = S / N, S = sum_i w_i c_i (c_i the clipped rows): dy/dw_i is
+    // c_i / N - y (dN/dw_i) / N, where dN/dw_i is 0 ('sum'), 1 ('mean') or
+    // w_i / N ('sqrtn').
+    for (int64_t e = lo; e < hi; ++e) {
+      const int64_t r = rows[e];
+      const T row_norm = norm[r];
+      out[e] = 0;
+      if (row_norm == T(0)) continue;
+      const T* x = gathered.row[positions[e]];
+      const T* dy = top_grad + r * d;
+      T scale_e = 1, length;
+      if (clipped()) ClipScale(x, d, max_norm, &scale_e, &length);
+      T dy_c = 0, dy_y = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        dy_c += dy[k] * x[k] * scale_e;
+        dy_y += dy[k] * embeddings[r * d + k];
+      }
+      switch (combiner) {
+        case Combiner::kSum:
+          out[e] = dy_c;
+          break;
+        case Combiner::kMean:
+          out[e] = (dy_c - dy_y) / row_norm;
+          break;
+        case Combiner::kSqrtn:
+          out[e] = dy_c / row_norm - dy_y * weights[e] / (row_norm * row_norm);
+          break;
+      }
+    }
+  }
+
+ private:
+  // Turns g = dL/dy into dL/dx for y = x * max_norm / max(|x|, max_norm):
+  // identity inside the ball, and for |x| > max_norm the Jacobian
+  // (max_norm / |x|) (I - x x^T / |x|^2), which removes g's radial part.
+  void ClipGradient(const T* x, T* g) const {
+    const int64_t d = dim();
+    T s, length;
+    ClipScale(x, d, max_norm, &s, &length);
+    if (!(length > max_norm)) return;
+    T dot = 0;
+    for (int64_t k = 0; k < d; ++k) dot += x[k] * g[k];
+    const T radial = dot / (length * length);
+    for (int64_t k = 0; k < d; ++k) g[k] = s * (g[k] - x[k] * radial);
+  }
+};
+
+}  // namespace lookup
+}  // namespace deeprec
+
+#endif  // DEEPREC_OPS_EMBEDDING_LOOKUP_KERNELS_H_
