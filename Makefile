@@ -13,7 +13,8 @@ $(VENV)/.installed: $(SOURCES)
 		"deeprec needs Python 3.11 (tensorflow-cpu 2.15.1); set PYTHON=python3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" "pytest>=7" setuptools wheel
+	$(PY) -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" "pyarrow>=14,<26" "pytest>=7" \
+		setuptools wheel
 	$(PY) -m pip install -q --no-build-isolation -e .
 	touch $@
 
