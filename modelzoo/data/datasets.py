@@ -59,10 +59,21 @@ def prepare(name: str, data_location: str, *, work_dir: str, train_rows: int = 1
             {"train": train_rows, "test": test_rows}, fmt=fmt)
         return data_location, meta
     out_dir = os.path.join(work_dir, name)
+    return out_dir, convert_real(name, data_location, out_dir, fmt)
+
+
+def convert_real(name: str, data_location: str, out_dir: str, fmt: str = "parquet") -> dict:
+    """Converts real data set `name` from `data_location` into `out_dir` (reused while the
+    source files are unchanged); returns its meta.
+
+    Raises:
+      ValueError: For a name that is not a real data set.
+      FileNotFoundError: When its files are missing.
+    """
     if name == "movielens":
         from modelzoo.data import movielens
-        return out_dir, movielens.convert(data_location, out_dir, fmt=fmt)
+        return movielens.convert(data_location, out_dir, fmt=fmt)
     if name == "open_bandit":
         from modelzoo.data import open_bandit
-        return out_dir, open_bandit.convert(data_location, out_dir, fmt=fmt)
-    raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS}")
+        return open_bandit.convert(data_location, out_dir, fmt=fmt)
+    raise ValueError(f"unknown real data set {name!r}; choose one of {REAL}")

@@ -36,7 +36,21 @@ def zipf_ranks(rng: np.random.Generator, size, exponent: float, vocab: int) -> n
         raise ValueError(f"zipf_ranks: exponent must be > 0, got {exponent!r}")
     if int(vocab) < 1:
         raise ValueError(f"zipf_ranks: vocab must be >= 1, got {vocab!r}")
-    u = rng.random(size)
+    return zipf_from_uniform(rng.random(size), exponent, vocab)
+
+
+def zipf_from_uniform(u: np.ndarray, exponent: float, vocab: int) -> np.ndarray:
+    """`zipf_ranks` for given uniforms `u` in [0, 1) (e.g. hashes of a key).
+
+    Example:
+      >>> import numpy as np
+      >>> zipf_from_uniform(np.array([0.0, 0.999999]), 1.1, 100).tolist()
+      [1, 100]
+    """
+    if not exponent > 0:
+        raise ValueError(f"zipf_ranks: exponent must be > 0, got {exponent!r}")
+    if int(vocab) < 1:
+        raise ValueError(f"zipf_ranks: vocab must be >= 1, got {vocab!r}")
     top = float(vocab) + 1.0
     if abs(exponent - 1.0) < 1e-9:
         x = np.exp(u * np.log(top))
