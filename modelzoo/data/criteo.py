@@ -90,7 +90,7 @@ class CriteoGenerator:
         chosen = params.permutation(moderate)[:2 * _NUM_PAIRS]
         self.pairs = tuple((int(chosen[2 * i]), int(chosen[2 * i + 1]))
                            for i in range(len(chosen) // 2))
-        self.pair_tables = params.normal(0.0, 0.35, (len(self.pairs), _CLASSES, _CLASSES))
+        self.pair_tables = params.normal(0.0, 0.25, (len(self.pairs), _CLASSES, _CLASSES))
         self._seed = int(seed)
         self.bias = 0.0
         self.bias = self._calibrate_bias(positive_rate)

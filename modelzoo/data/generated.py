@@ -32,8 +32,9 @@ from modelzoo.data import files
 CHUNK_ROWS = 65536
 
 
-def _split_key(split: str) -> int:
-    return zlib.crc32(split.encode())
+def chunk_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream of chunk `index` (rows index*CHUNK_ROWS...) of `split`."""
+    return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
 
 
 class _Moments:
@@ -81,8 +82,8 @@ def write_generated(data_dir: str, generator, rows: Mapping[str, int], fmt: str 
       rows_per_file: Rows per file (default: all of a split in one file).
 
     Returns:
-      The meta dict written (schema as JSON, per-split files, rows, positive
-      rate, ceiling AUC and log loss per label).
+      The meta dict written (per-split files, rows, positive rate, ceiling
+      AUC and log loss per label), with the `Schema` object as "schema".
     """
     if fmt not in files.FORMATS:
         raise ValueError(f"data format must be one of {files.FORMATS}, got {fmt!r}")
@@ -97,8 +98,7 @@ def write_generated(data_dir: str, generator, rows: Mapping[str, int], fmt: str 
         with files.SplitWriter(data_dir, split, generator.schema, fmt, int(count),
                                per_file) as writer:
             for index, start in enumerate(range(0, int(count), CHUNK_ROWS)):
-                rng = np.random.default_rng([generator.config["seed"], _split_key(split),
-                                             index])
+                rng = chunk_rng(generator.config["seed"], split, index)
                 n = min(CHUNK_ROWS, int(count) - start)
                 columns, p = generator.chunk(rng, n)
                 writer.write(columns)
@@ -119,6 +119,7 @@ def write_generated(data_dir: str, generator, rows: Mapping[str, int], fmt: str 
             "generator": dict(generator.config), "splits": splits,
             **generator.feature_info()}
     files.write_meta(data_dir, meta)
+    meta["schema"] = generator.schema
     return meta
 
 
@@ -147,6 +148,4 @@ def ensure_generated(data_dir: str, generator, rows: Mapping[str, int], fmt: str
     elif os.path.isdir(data_dir) and os.listdir(data_dir):
         raise ValueError(f"data_location '{data_dir}' is not empty and holds no "
                          f"{files.META_FILE}; refusing to generate data into it")
-    meta = write_generated(data_dir, generator, rows, fmt, rows_per_file)
-    meta["schema"] = files.Schema.from_json(meta["schema"])
-    return meta
+    return write_generated(data_dir, generator, rows, fmt, rows_per_file)

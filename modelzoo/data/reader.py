@@ -58,9 +58,10 @@ def _csv_dataset(paths, schema: Schema, batch_size, num_epochs, shuffle, seed,
                  drop_remainder, shuffle_buffer):
     for path in paths:
         _check_csv_header(path, schema)
+    # Empty defaults make a field required; a sequence field may be empty.
     defaults = ([tf.constant([], tf.float32)] * len(schema.dense)
                 + [tf.constant([], tf.int64)] * len(schema.categorical)
-                + [tf.constant([], tf.string)] * len(schema.sequence)
+                + [tf.constant([""], tf.string)] * len(schema.sequence)
                 + [tf.constant([], tf.float32)] * len(schema.labels))
     nd, nc, ns = len(schema.dense), len(schema.categorical), len(schema.sequence)
 

@@ -15,6 +15,16 @@ from modelzoo.common.optimizers import make_optimizer
 from modelzoo.common.tfapi import tf
 
 
+def check_args(args) -> None:
+    """Exits naming the flag and value when a WDL flag is out of range."""
+    if not args.linear_learning_rate > 0:
+        raise SystemExit("error: --linear_learning_rate must be > 0, got "
+                         f"{args.linear_learning_rate!r}")
+    if not 0 <= args.deep_dropout < 1:
+        raise SystemExit(f"error: --deep_dropout must be in [0, 1), got {args.deep_dropout!r}")
+    parse_hidden_units(args.dnn_hidden_units)
+
+
 class WideAndDeep(Model):
     """Wide & Deep; see the module docstring. `args` needs the flags of `wdl/train.py`."""
 
@@ -22,12 +32,7 @@ class WideAndDeep(Model):
 
     def __init__(self, args, meta):
         super().__init__(args, meta)
-        if not args.linear_learning_rate > 0:
-            raise SystemExit("error: --linear_learning_rate must be > 0, got "
-                             f"{args.linear_learning_rate!r}")
-        if not 0 <= args.deep_dropout < 1:
-            raise SystemExit(f"error: --deep_dropout must be in [0, 1), got "
-                             f"{args.deep_dropout!r}")
+        check_args(args)
         self.hidden_units = parse_hidden_units(args.dnn_hidden_units)
         categorical = features.categorical_columns(meta, args)
         self.wide_columns = categorical

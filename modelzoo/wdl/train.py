@@ -42,10 +42,11 @@ def make_parser():
 def main(argv=None) -> dict:
     """Checks the flags, then trains, evaluates and exports (`modelzoo.common.runner`)."""
     parser = make_parser()
-    flags.parse_args(parser, argv)  # bad flags fail before TensorFlow is imported
+    args = flags.parse_args(parser, argv)  # bad flags fail before TensorFlow is imported
     from modelzoo.common import runner
-    from modelzoo.wdl.model import WideAndDeep
+    from modelzoo.wdl.model import WideAndDeep, check_args
 
+    check_args(args)  # and before any data is generated
     return runner.run(WideAndDeep, parser, argv)
 
 
