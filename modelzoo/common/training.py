@@ -30,6 +30,8 @@ class _TrainingHook(tf.train.SessionRunHook):
         self.samples = 0
         self._timed_samples = 0
         self._timed_start = None
+        self._cpu_start = None
+        self.timed_cpu_seconds = 0.0
         self._window: list[tuple[float, int]] = []
         self.timed_seconds = 0.0
 
@@ -46,9 +48,11 @@ class _TrainingHook(tf.train.SessionRunHook):
         self.samples += int(batch)
         if len(self.losses) == self.warmup:
             self._timed_start = now
+            self._cpu_start = time.process_time()
         elif self._timed_start is not None:
             self._timed_samples += int(batch)
             self.timed_seconds = now - self._timed_start
+            self.timed_cpu_seconds = time.process_time() - self._cpu_start
         self._window.append((now, int(batch)))
         self._window = self._window[-50:]
         rate = None
@@ -69,6 +73,14 @@ class _TrainingHook(tf.train.SessionRunHook):
             return self._timed_samples / self.timed_seconds
         return None
 
+    @property
+    def samples_per_cpu_sec(self) -> float | None:
+        """Samples per second of this process's CPU time (all threads): on a shared
+        machine this moves less with other processes' load than samples/s."""
+        if self._timed_samples and self.timed_cpu_seconds > 0:
+            return self._timed_samples / self.timed_cpu_seconds
+        return None
+
 
 def total_steps(args, train_rows: int) -> int:
     """`--steps`, or the steps of `--epochs` passes over `train_rows` rows."""
@@ -86,9 +98,10 @@ def train(model, args, meta, data_dir: str, checkpoint_dir: str) -> dict:
     """Trains `model` on the data set's train split; returns a summary dict.
 
     Returns:
-      `{"steps", "samples", "seconds", "samples_per_sec", "loss_start",
-      "loss_end", "losses"}` — losses per step run here, the start/end
-      losses as means over the first/last tenth of them.
+      `{"steps", "samples", "seconds", "samples_per_sec",
+      "samples_per_cpu_sec", "loss_start", "loss_end", "losses"}`: losses
+      per step run here, the start/end losses as means over the first/last
+      tenth of them, throughput over the steps after the warm-up.
     """
     steps = total_steps(args, meta["splits"]["train"]["rows"])
     graph = tf.Graph()
@@ -116,8 +129,10 @@ def train(model, args, meta, data_dir: str, checkpoint_dir: str) -> dict:
                 checkpoint_dir=checkpoint_dir, scaffold=tf.train.Scaffold(saver=saver),
                 hooks=hooks, config=session_config(args),
                 # Without a period the hook would not exist and the final
-                # checkpoint would not be written.
-                save_checkpoint_steps=args.save_steps or steps, save_checkpoint_secs=None,
+                # checkpoint would not be written; past the last step, the
+                # final save runs in the hook's end(), outside the timed steps.
+                save_checkpoint_steps=args.save_steps or steps + 1,
+                save_checkpoint_secs=None,
                 save_summaries_steps=args.summary_steps, save_summaries_secs=None,
                 log_step_count_steps=args.summary_steps) as sess:
             while not sess.should_stop():
@@ -127,6 +142,7 @@ def train(model, args, meta, data_dir: str, checkpoint_dir: str) -> dict:
     tenth = max(1, len(losses) // 10)
     return {"steps": len(losses), "samples": hook.samples, "seconds": seconds,
             "samples_per_sec": hook.samples_per_sec,
+            "samples_per_cpu_sec": hook.samples_per_cpu_sec,
             "loss_start": sum(losses[:tenth]) / tenth if losses else None,
             "loss_end": sum(losses[-tenth:]) / tenth if losses else None,
             "losses": losses}

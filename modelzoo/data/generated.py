@@ -8,8 +8,8 @@ per dense column) and `chunk(rng, rows) -> (columns, probabilities)`, where
 `probabilities` maps each label to the hidden model's true P(label = 1) for
 those rows. Each split's meta also gets `dense_stats`: the mean and
 standard deviation of each dense column after its transform. Rows are
-generated in chunks whose random streams depend only on (seed, split, chunk
-index), so a split's first rows do not depend on how many rows it has, and
+generated in chunks of `CHUNK_ROWS` whose random streams depend only on
+(seed, split, chunk index), so growing a split keeps its full chunks, and
 the result does not depend on the machine.
 
 The hidden model's AUC on each split (the AUC of its true probabilities
