@@ -66,6 +66,9 @@ class CriteoGenerator:
 
     name = "criteo"
     schema = SCHEMA
+    # Bumped whenever the hidden model changes, so stale generated files
+    # (whose meta records the version) are regenerated.
+    version = 1
 
     def __init__(self, seed: int = 0, vocab_scale: float = 1.0, exponent: float = 1.2,
                  positive_rate: float = 0.25):
@@ -75,8 +78,9 @@ class CriteoGenerator:
             raise ValueError(f"criteo: exponent must be > 0.1, got {exponent!r}")
         if not 0 < positive_rate < 1:
             raise ValueError(f"criteo: positive_rate must be in (0, 1), got {positive_rate!r}")
-        self.config = {"seed": int(seed), "vocab_scale": float(vocab_scale),
-                       "exponent": float(exponent), "positive_rate": float(positive_rate)}
+        self.config = {"version": self.version, "seed": int(seed),
+                       "vocab_scale": float(vocab_scale), "exponent": float(exponent),
+                       "positive_rate": float(positive_rate)}
         self.vocab = tuple(max(2, int(round(v * vocab_scale))) for v in CRITEO_VOCAB)
         params = np.random.default_rng([int(seed), 0xC217E0])
         self.exponents = exponent + params.uniform(-0.1, 0.1, NUM_CATEGORICAL)

@@ -76,14 +76,16 @@ class TaobaoGenerator:
 
     name = "taobao"
     schema = SCHEMA
+    # Bumped whenever the hidden model changes (see CriteoGenerator.version).
+    version = 1
 
     def __init__(self, seed: int = 0, vocab_scale: float = 1.0, max_len: int = 50):
         if not vocab_scale > 0:
             raise ValueError(f"taobao: vocab_scale must be > 0, got {vocab_scale!r}")
         if int(max_len) < 1:
             raise ValueError(f"taobao: max_len must be >= 1, got {max_len!r}")
-        self.config = {"seed": int(seed), "vocab_scale": float(vocab_scale),
-                       "max_len": int(max_len)}
+        self.config = {"version": self.version, "seed": int(seed),
+                       "vocab_scale": float(vocab_scale), "max_len": int(max_len)}
         self.users = max(10, int(round(200_000 * vocab_scale)))
         self.categories = max(_GROUPS, int(round(2_000 * vocab_scale)))
         self.items_per_category = max(2, int(round(500 * vocab_scale)))
