@@ -346,8 +346,9 @@ def test_gradient_is_indexed_slices_keyed_by_raw_ids():
 # --- dispatch entry points ------------------------------------------------------
 
 def _dispatch_paths():
-    from deeprec.python.ops import embedding_ops as deeprec_embedding_ops
     from tensorflow.python.ops import embedding_ops as tf_embedding_ops
+
+    from deeprec.python.ops import embedding_ops as deeprec_embedding_ops
     # deeprec's module adds the fused lookups; TF's functions are its own objects.
     for name in ("embedding_lookup", "embedding_lookup_sparse", "safe_embedding_lookup_sparse"):
         assert getattr(deeprec_embedding_ops, name) is getattr(tf_embedding_ops, name)

@@ -21,10 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 def test_mirrored_modules_are_tensorflows_own():
     from deeprec.core.protobuf import config_pb2
     from deeprec.python.framework import ops
-    from deeprec.python.ops import partitioned_variables
     from tensorflow.core.protobuf import config_pb2 as tf_config_pb2
     from tensorflow.python.framework import ops as tf_ops
     from tensorflow.python.ops import partitioned_variables as tf_partitioned_variables
+
+    from deeprec.python.ops import partitioned_variables
 
     assert partitioned_variables is tf_partitioned_variables
     assert ops is tf_ops
