@@ -8,6 +8,9 @@ dropped, so rows may have different lengths). It outputs `probability` and
 `<label>_logit` for each label otherwise. The export lands in a numbered
 subdirectory (seconds since the epoch) of the base directory, the layout
 TensorFlow Serving and DeepRec's processor watch for new versions.
+
+Entries of the model's `logits` dict that are not labels are extra outputs
+under their own names (e.g. DSSM's `user_vector` and `item_vector`).
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ def export_saved_model(model, args, checkpoint: str, export_base: str) -> str:
         for label, (prob_name, logit_name) in output_names(model.labels).items():
             outputs[logit_name] = tf.identity(logits[label], name=logit_name)
             outputs[prob_name] = tf.sigmoid(logits[label], name=prob_name)
+        for name, tensor in logits.items():
+            if name not in model.labels:  # a model's extra outputs, e.g. DSSM's tower vectors
+                outputs[name] = tf.identity(tensor, name=name)
         signature = tf.saved_model.signature_def_utils.predict_signature_def(
             inputs=placeholders, outputs=outputs)
         with tf.Session(config=tf.ConfigProto(inter_op_parallelism_threads=args.inter,

@@ -63,10 +63,15 @@ def categorical_column(meta, name: str, args, sequence: bool = False):
     return make(name, hash_buckets(meta, name, args), dtype=tf.int64)
 
 
-def embedding_column(categorical, args, dimension: int | None = None, combiner: str = "mean"):
-    """`embedding_column` over `categorical` with a seeded initializer and `--emb_fusion`."""
+def embedding_column(categorical, args, dimension: int | None = None, combiner: str = "mean",
+                     stddev: float | None = None):
+    """`embedding_column` over `categorical` with a seeded initializer and `--emb_fusion`.
+
+    The initializer is a truncated normal of `stddev` (default 1/sqrt(dimension)).
+    """
     dimension = dimension or args.embedding_dim
-    initializer = tf.truncated_normal_initializer(stddev=1.0 / math.sqrt(dimension),
+    stddev = 1.0 / math.sqrt(dimension) if stddev is None else stddev
+    initializer = tf.truncated_normal_initializer(stddev=stddev,
                                                   seed=_seed(args, categorical.name))
     kwargs = {"do_fusion": True} if args.emb_fusion else {}
     return tf.feature_column.embedding_column(categorical, dimension, combiner=combiner,

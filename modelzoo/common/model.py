@@ -30,7 +30,8 @@ class Model:
 
     def logits(self, features: dict, training: bool) -> dict:
         """`{label: float32 [batch] logits}` for `features` (dense [batch], categorical
-        [batch], sequence SparseTensor [batch, length])."""
+        [batch], sequence SparseTensor [batch, length]). Entries under other names
+        are extra SavedModel outputs (`export`); training and evaluation ignore them."""
         raise NotImplementedError
 
     def loss(self, logits: dict, labels: dict):

@@ -137,8 +137,23 @@ class _ParquetBatches:
             yield self._emit(files_lib.concat_rows(pending, self.schema))
 
 
+def _use_system_memory_pool() -> None:
+    """Makes pyarrow allocate with the system allocator from now on.
+
+    With pyarrow's default mimalloc pool, opening Parquet files on the
+    threads tf.data runs `from_generator` on crashes the process now and then
+    (a segfault in `ParquetFile`, seen with pyarrow 25 and TF 2.15 after a
+    few dozen datasets in one process); the system pool does not.
+    """
+    import pyarrow as pa
+
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def _parquet_dataset(paths, schema: Schema, batch_size, num_epochs, shuffle, seed,
                      drop_remainder):
+    _use_system_memory_pool()
     vector = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
     signature = (tuple(vector(tf.float32) for _ in schema.dense),
                  tuple(vector(tf.int64) for _ in schema.categorical),
