@@ -8,8 +8,11 @@ row (uniform), ids drawn Zipf(--zipf) over --vocab ids per feature, combiner
 
   unfused  tf.nn.safe_embedding_lookup_sparse per feature
   fused    tf.nn.fused_safe_embedding_lookup_sparse per feature
-  grouped  one tf.nn.group_embedding_lookup_sparse over all features
-           (params_num_per_group = --group-size, default all)
+  grouped  one tf.nn.group_embedding_lookup_sparse over all features (one
+           group: params_num_per_group left at its default)
+  grouped/N  the same with params_num_per_group = N (--group-size, default
+           10): the guide advises small groups on CPU, where the groups'
+           native ops and gathers then overlap
 
 Every variant runs the same step on the same batches (fed through sparse
 placeholders): the lookups, loss = sum over features of reduce_sum(out^2),
@@ -57,7 +60,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 DOCS = os.path.join(HERE, "..", "docs", "benchmarks.md")
 BEGIN, END = "<!-- embedding_lookups:begin -->", "<!-- embedding_lookups:end -->"
-VARIANTS = ("unfused", "fused", "grouped")
+VARIANTS = ("unfused", "fused", "grouped", "grouped/N")
 MODES = ("train", "grads")
 
 
@@ -84,15 +87,17 @@ def build_variant(tf, variant, args, placeholders):
     dims = [int(d) for d in args.dims.split(",")]
     init = tf.random_uniform_initializer(-0.1, 0.1, seed=1)
     graph = tf.get_default_graph()
-    with tf.variable_scope(variant):
+    scope = variant.replace("/N", f"_{args.group_size}")
+    with tf.variable_scope(scope):
         evs = [tf.get_embedding_variable(f"ev_{i}", dims[i % len(dims)], initializer=init)
                for i in range(args.features)]
     before = len(graph.get_operations())
-    with tf.name_scope(variant):
-        if variant == "grouped":
+    with tf.name_scope(scope):
+        if variant.startswith("grouped"):
+            group_size = args.group_size if variant == "grouped/N" else sys.maxsize
             outs = tf.nn.group_embedding_lookup_sparse(
                 evs, placeholders, ["mean"] * args.features,
-                params_num_per_group=args.group_size or sys.maxsize)
+                params_num_per_group=group_size)
         else:
             lookup = tf.nn.safe_embedding_lookup_sparse if variant == "unfused" \
                 else tf.nn.fused_safe_embedding_lookup_sparse
@@ -115,6 +120,11 @@ def build_variant(tf, variant, args, placeholders):
     return fetches, {"forward": forward_ops, "forward+gradient": backward_ops}
 
 
+def _name(variant, args):
+    """The variant's name in reports: grouped/N with N filled in."""
+    return variant.replace("/N", f"/{args.group_size}")
+
+
 def _cpu_busy():
     """(seconds all CPUs were busy, seconds this process ran) so far."""
     with open("/proc/stat") as f:
@@ -133,7 +143,8 @@ def run(args, batches):
     variants = [v for v in VARIANTS if v in args.variants.split(",")]
     fetches, op_counts = {}, {}
     for variant in variants:
-        fetches[variant], op_counts[variant] = build_variant(tf, variant, args, placeholders)
+        fetches[variant], op_counts[_name(variant, args)] = build_variant(
+            tf, variant, args, placeholders)
     feeds = [dict(zip(placeholders, batch, strict=True)) for batch in batches]
     config = tf.ConfigProto(intra_op_parallelism_threads=args.threads,
                             inter_op_parallelism_threads=args.threads)
@@ -167,7 +178,7 @@ def run(args, batches):
                 other = max(0.0, (busy1 - busy0) - (own1 - own0))
                 load[mode].append(other / (elapsed * os.cpu_count()))
                 print(f"{mode} round {r}: " + ", ".join(
-                    f"{v} {len(steps[v][r]) / sum(w for w, _ in steps[v][r]):.2f}"
+                    f"{_name(v, args)} {len(steps[v][r]) / sum(w for w, _ in steps[v][r]):.2f}"
                     for v in variants) + f" steps/s; other processes "
                     f"{100 * load[mode][-1]:.0f}% of the CPUs", flush=True)
             median = {v: statistics.median(w for rnd in steps[v] for w, _ in rnd)
@@ -175,7 +186,7 @@ def run(args, batches):
             for variant in variants:
                 rounds = steps[variant]
                 results.append({
-                    "mode": mode, "variant": variant,
+                    "mode": mode, "variant": _name(variant, args),
                     "steps_per_s": 1.0 / median[variant],
                     "best_round_steps_per_s": max(len(rnd) / sum(w for w, _ in rnd)
                                                   for rnd in rounds),
@@ -214,8 +225,8 @@ def render(report):
         f"ids Zipf({a['zipf']}) over {a['vocab']:,} per feature, {a['batches']} batches fed "
         f"in turn; combiner mean; loss = sum of squares of all outputs; gradients w.r.t. "
         f"every EV; `train` applies them with SGD, `grads` computes them (a scalar that "
-        f"depends on each one is fetched). Grouped: params_num_per_group = "
-        f"{a['group_size'] or 'all'}. inter = intra op threads = {a['threads']}. "
+        f"depends on each one is fetched). grouped/N: params_num_per_group = "
+        f"{a['group_size']}. inter = intra op threads = {a['threads']}. "
         f"{a['rounds']} rounds of {a['steps']} steps per variant after {a['warmup']} "
         f"warm-up steps, the variants alternating step by step.",
         "- Load: other processes used " + "; ".join(
@@ -259,8 +270,8 @@ def main():
     parser.add_argument("--max-ids", type=int, default=20)
     parser.add_argument("--vocab", type=int, default=100_000)
     parser.add_argument("--zipf", type=float, default=1.1)
-    parser.add_argument("--group-size", type=int, default=0,
-                        help="params_num_per_group of the grouped variant (0: all)")
+    parser.add_argument("--group-size", type=int, default=10,
+                        help="params_num_per_group of the grouped/N variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
