@@ -243,6 +243,9 @@ class EmbeddingTable {
         if (idx != KeyIndex<K>::kEmpty) sums.Add(idx, grads + i * dim_);
       }
       for (size_t r = 0; r < sums.records.size(); ++r) {
+        if (r + kPrefetch < sums.records.size()) {
+          __builtin_prefetch(RecordPtr(shard, sums.records[r + kPrefetch]));
+        }
         RecordView record(RecordPtr(shard, sums.records[r]), dim_);
         fn(record, sums.row(r));
         if (version >= 0) record.version() = version;
@@ -587,7 +590,10 @@ class EmbeddingTable {
     }
   }
 
-  // Gradient rows summed per distinct record, in first-seen order.
+  // Gradient rows summed per distinct record, in first-seen order. A record
+  // seen once keeps pointing at its row of the batch's gradients; only a
+  // repeated record gets a copy to sum into, so a batch of distinct keys
+  // (e.g. from a deduplicating lookup) copies nothing.
   struct RowSums {
     RowSums(int64_t max_rows, int64_t dim) : dim(dim) {
       uint64_t capacity = 2;
@@ -607,21 +613,31 @@ class EmbeddingTable {
         slot_record[pos] = record;
         slot_row[pos] = records.size();
         records.push_back(record);
-        values.insert(values.end(), grad, grad + dim);
+        first.push_back(grad);
+        sum_at.push_back(-1);
         return;
       }
-      float* sum = values.data() + slot_row[pos] * dim;
+      const uint64_t r = slot_row[pos];
+      if (sum_at[r] < 0) {
+        sum_at[r] = static_cast<int64_t>(sums.size());
+        sums.insert(sums.end(), first[r], first[r] + dim);
+      }
+      float* sum = sums.data() + sum_at[r];
       for (int64_t d = 0; d < dim; ++d) sum[d] += grad[d];
     }
 
-    const float* row(size_t r) const { return values.data() + r * dim; }
+    const float* row(size_t r) const {
+      return sum_at[r] < 0 ? first[r] : sums.data() + sum_at[r];
+    }
 
     const int64_t dim;
     uint64_t mask = 0;
     std::vector<uint32_t> slot_record;
     std::vector<uint64_t> slot_row;
     std::vector<uint32_t> records;
-    std::vector<float> values;
+    std::vector<const float*> first;  // Per record, its first gradient row.
+    std::vector<int64_t> sum_at;      // Per record, its sum in `sums`, or -1.
+    std::vector<float> sums;
   };
 
   void CheckDefaults(const std::vector<float>& values) const {

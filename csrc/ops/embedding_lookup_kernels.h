@@ -371,6 +371,10 @@ struct EntryOutputs {
 //   WriteIds, with those allocated (gathered(p) ids for partition p), writes
 //     them, how many entries read each one, and the entries' final
 //     positions.
+//
+// The loops over the ids are instantiated per id type and routing case, so
+// that the common case (rows in order, one partition) runs without
+// per-entry branches on the options.
 template <typename T>
 class LookupPlanner {
  public:
@@ -418,22 +422,143 @@ class LookupPlanner {
     rank_ = rank;
     row_dims_ = options_.combine_last ? rank - 1 : rank;
     shape_ = dense_shape.flat<int64_t>().data();
+    dense_shape_ = &dense_shape;
+    return WithIds([&](const auto* ids) { return CountKept(ids); });
+  }
 
+  // Dense `ids` (any shape): entry i is id i, weight 1, output row i.
+  Status CountDense(const Tensor& ids, int64_t table_rows) {
+    table_rows_ = table_rows;
+    nnz_ = ids.NumElements();
+    TF_RETURN_IF_ERROR(CheckEntryCount("ids", nnz_));
+    SetIds(ids);
+    dense_ = true;
+    num_rows_ = entries_ = nnz_;
+    return WithIds([&](const auto* values) -> Status {
+      for (int64_t i = 0; i < nnz_; ++i) {
+        const int64_t id = static_cast<int64_t>(values[i]);
+        if (!IsTableRow(id)) return NotATableRow(id, "ids", i);
+      }
+      return tensorflow::OkStatus();
+    });
+  }
+
+  int64_t entries() const { return entries_; }
+  int64_t num_rows() const { return num_rows_; }
+
+  void Write(const EntryOutputs<T>& out) {
+    const int parts = options_.num_partitions;
+    out_ = out;
+    ids_.assign(parts, {});
+    maps_.clear();
+    if (parts > 1) part_.resize(entries_);
+    if (options_.unique) {
+      // Ids repeat within a batch; expect about half of them to be distinct.
+      const int64_t expected = entries_ / parts / 2 + 1;
+      for (int p = 0; p < parts; ++p) {
+        ids_[p].reserve(expected);
+        maps_.push_back(std::make_unique<SlotMap>(expected, &ids_[p], p));
+      }
+    } else {
+      for (int p = 0; p < parts; ++p) ids_[p].reserve(entries_ / parts + 1);
+    }
+    WithIds([&](const auto* ids) {
+      if (options_.unique) {
+        parts > 1 ? WriteEntries<true, true>(ids)
+                  : WriteEntries<true, false>(ids);
+      } else {
+        parts > 1 ? WriteEntries<false, true>(ids)
+                  : WriteEntries<false, false>(ids);
+      }
+      return tensorflow::OkStatus();
+    }).IgnoreError();
+    maps_.clear();
+  }
+
+  int64_t gathered(int p) const { return static_cast<int64_t>(ids_[p].size()); }
+
+  // `ids[p]` (int32 or int64, gathered(p) elements) and, if `counts` is not
+  // empty, counts[p] receive partition p's ids and how many entries read
+  // each; the entries' positions become global.
+  void WriteIds(const std::vector<Tensor*>& ids,
+                const std::vector<int64_t*>& counts) {
+    const int parts = options_.num_partitions;
+    for (int p = 0; p < parts; ++p) {
+      const std::vector<Distinct>& d = ids_[p];
+      if (ids[p]->dtype() == tensorflow::DT_INT32) {
+        int32_t* dst = ids[p]->flat<int32_t>().data();
+        for (size_t j = 0; j < d.size(); ++j) {
+          dst[j] = static_cast<int32_t>(d[j].key);
+        }
+      } else {
+        int64_t* dst = ids[p]->flat<int64_t>().data();
+        for (size_t j = 0; j < d.size(); ++j) dst[j] = d[j].key;
+      }
+      if (!counts.empty()) {
+        for (size_t j = 0; j < d.size(); ++j) counts[p][j] = d[j].count;
+      }
+    }
+    if (parts == 1) return;
+    std::vector<int64_t> offset(parts, 0);
+    for (int p = 1; p < parts; ++p) offset[p] = offset[p - 1] + gathered(p - 1);
+    for (int64_t e = 0; e < entries_; ++e) {
+      out_.positions[e] += offset[part_[e]];
+    }
+  }
+
+ private:
+  // How many entries ahead Write loads dedup map cells.
+  static constexpr int64_t kAhead = 8;
+
+  void SetIds(const Tensor& ids) {
+    if (ids.dtype() == tensorflow::DT_INT32) {
+      ids32_ = ids.flat<int32_t>().data();
+    } else {
+      ids64_ = ids.flat<int64_t>().data();
+    }
+  }
+
+  // fn(ids) with the ids as a pointer of their own type.
+  template <typename Fn>
+  Status WithIds(Fn&& fn) {
+    return ids64_ != nullptr ? fn(ids64_) : fn(ids32_);
+  }
+
+  T Weight(int64_t i) const { return weights_ == nullptr ? T(1) : weights_[i]; }
+
+  bool Keep(int64_t id, T weight) const {
+    // Written as !(w > 0) so that NaN weights are pruned too, as
+    // tf.nn.safe_embedding_lookup_sparse's greater(w, 0) does.
+    return !(options_.prune_ids && id < 0) &&
+           !(options_.prune_weights && !(weight > T(0)));
+  }
+
+  // The output row of entry i (its indices are known to be in bounds).
+  int64_t RowOf(int64_t i) const {
+    const int64_t* index = indices_ + i * rank_;
+    if (row_dims_ == 1) return index[0];
+    int64_t row = 0;
+    for (int64_t k = 0; k < row_dims_; ++k) row = row * shape_[k] + index[k];
+    return row;
+  }
+
+  template <typename Tids>
+  Status CountKept(const Tids* ids) {
     int64_t kept = 0, filled_rows = 0, last_row = -1;
     for (int64_t i = 0; i < nnz_; ++i) {
-      int64_t row = 0;
+      const int64_t* index = indices_ + i * rank_;
       for (int64_t k = 0; k < row_dims_; ++k) {
-        const int64_t c = indices_[i * rank_ + k];
-        if (c < 0 || c >= shape_[k]) {
+        if (index[k] < 0 || index[k] >= shape_[k]) {
           return errors::InvalidArgument(
               names_.op(), ": ", names_("sp_indices"), "[", i, ", ", k,
-              "] = ", c, " is out of bounds for ", names_("sp_dense_shape"),
-              " ", ShapeString(dense_shape));
+              "] = ", index[k], " is out of bounds for ",
+              names_("sp_dense_shape"), " ", ShapeString(*dense_shape_));
         }
-        row = row * shape_[k] + c;
       }
-      if (!Keep(i)) continue;
-      if (!IsTableRow(Id(i))) return NotATableRow(Id(i), "sp_values", i);
+      const int64_t id = static_cast<int64_t>(ids[i]);
+      if (!Keep(id, Weight(i))) continue;
+      if (!IsTableRow(id)) return NotATableRow(id, "sp_values", i);
+      const int64_t row = RowOf(i);
       if (row < last_row) sorted_ = false;
       if (row != last_row) ++filled_rows;
       last_row = row;
@@ -443,7 +568,9 @@ class LookupPlanner {
       // Rare (SparseTensors are usually in row-major order): order the kept
       // entries by row once, stably, and count the rows they fill.
       for (int64_t i = 0; i < nnz_; ++i) {
-        if (Keep(i)) order_.emplace_back(RowOf(i), i);
+        if (Keep(static_cast<int64_t>(ids[i]), Weight(i))) {
+          order_.emplace_back(RowOf(i), i);
+        }
       }
       std::stable_sort(
           order_.begin(), order_.end(),
@@ -463,119 +590,71 @@ class LookupPlanner {
     return tensorflow::OkStatus();
   }
 
-  // Dense `ids` (any shape): entry i is id i, weight 1, output row i.
-  Status CountDense(const Tensor& ids, int64_t table_rows) {
-    table_rows_ = table_rows;
-    nnz_ = ids.NumElements();
-    TF_RETURN_IF_ERROR(CheckEntryCount("ids", nnz_));
-    SetIds(ids);
-    for (int64_t i = 0; i < nnz_; ++i) {
-      if (!IsTableRow(Id(i))) return NotATableRow(Id(i), "ids", i);
-    }
-    dense_ = true;
-    num_rows_ = entries_ = nnz_;
-    return tensorflow::OkStatus();
-  }
-
-  int64_t entries() const { return entries_; }
-  int64_t num_rows() const { return num_rows_; }
-
-  void Write(const EntryOutputs<T>& out) {
-    const int parts = options_.num_partitions;
-    out_ = out;
-    next_ = 0;
-    ids_.assign(parts, {});
-    if (parts > 1) part_.resize(entries_);
-    std::vector<std::unique_ptr<SlotMap>> maps;
-    if (options_.unique) {
-      // Ids repeat within a batch; expect about half of them to be distinct.
-      const int64_t expected = entries_ / parts / 2 + 1;
-      for (int p = 0; p < parts; ++p) {
-        ids_[p].reserve(expected);
-        maps.push_back(std::make_unique<SlotMap>(expected, &ids_[p], p));
+  // Writes every entry; kUnique and kMultiPart are the options' `unique`
+  // and num_partitions > 1.
+  template <bool kUnique, bool kMultiPart, typename Tids>
+  void WriteEntries(const Tids* ids) {
+    int64_t* const rows = out_.rows;
+    T* const weights = out_.weights;
+    int64_t* const sources = out_.sources;
+    int64_t* const positions = out_.positions;
+    SlotMap* const map = kUnique ? maps_[0].get() : nullptr;
+    int64_t e = 0;
+    auto emit = [&](int64_t row, int64_t id, T weight, int64_t source) {
+      rows[e] = row;
+      weights[e] = weight;
+      if (sources != nullptr) sources[e] = source;
+      int p = 0;
+      int64_t local = id;
+      if (kMultiPart) {
+        Route(options_, id, table_rows_, &p, &local);
+        part_[e] = p;
       }
-    } else {
-      for (int p = 0; p < parts; ++p) ids_[p].reserve(entries_ / parts + 1);
-    }
-    maps_ = &maps;
-    if (dense_) {
-      for (int64_t i = 0; i < nnz_; ++i) Emit(i, Id(i), T(1), i, i + kAhead);
-    } else if (sorted_) {
-      int64_t last_row = -1;
-      for (int64_t i = 0; i < nnz_; ++i) {
-        if (!Keep(i)) continue;
-        const int64_t row = RowOf(i);
-        FillRowsBefore(row, &last_row);
-        Emit(row, Id(i), Weight(i), i, i + kAhead);
-      }
-      FillRowsBefore(num_rows_, &last_row);
-    } else {
-      int64_t last_row = -1;
-      for (const auto& [row, i] : order_) {
-        FillRowsBefore(row, &last_row);
-        Emit(row, Id(i), Weight(i), i, -1);
-      }
-      FillRowsBefore(num_rows_, &last_row);
-    }
-    maps_ = nullptr;
-  }
-
-  int64_t gathered(int p) const { return static_cast<int64_t>(ids_[p].size()); }
-
-  // `ids[p]` (int32 or int64, gathered(p) elements) and, if `counts` is not
-  // empty, counts[p] receive partition p's ids and how many entries read
-  // each; the entries' positions become global.
-  void WriteIds(const std::vector<Tensor*>& ids,
-                const std::vector<int64_t*>& counts) {
-    const int parts = options_.num_partitions;
-    for (int p = 0; p < parts; ++p) {
-      const std::vector<Distinct>& d = ids_[p];
-      if (ids[p]->dtype() == tensorflow::DT_INT32) {
-        int32_t* dst = ids[p]->flat<int32_t>().data();
-        for (size_t j = 0; j < d.size(); ++j)
-          dst[j] = static_cast<int32_t>(d[j].key);
+      if (kUnique) {
+        positions[e] = (kMultiPart ? maps_[p].get() : map)->Insert(local);
       } else {
-        int64_t* dst = ids[p]->flat<int64_t>().data();
-        for (size_t j = 0; j < d.size(); ++j) dst[j] = d[j].key;
+        positions[e] = static_cast<int64_t>(ids_[p].size());
+        ids_[p].push_back(Distinct{local, 1});
       }
-      if (!counts.empty()) {
-        for (size_t j = 0; j < d.size(); ++j) counts[p][j] = d[j].count;
+      ++e;
+    };
+    // Starts loading the map cell of the id at input index i.
+    auto prefetch = [&](int64_t i) {
+      if (kUnique && !kMultiPart && i < nnz_) {
+        map->Prefetch(static_cast<int64_t>(ids[i]));
       }
-    }
-    if (parts == 1) return;
-    std::vector<int64_t> offset(parts, 0);
-    for (int p = 1; p < parts; ++p) offset[p] = offset[p - 1] + gathered(p - 1);
-    for (int64_t e = 0; e < entries_; ++e)
-      out_.positions[e] += offset[part_[e]];
-  }
-
- private:
-  void SetIds(const Tensor& ids) {
-    if (ids.dtype() == tensorflow::DT_INT32) {
-      ids32_ = ids.flat<int32_t>().data();
+    };
+    const bool fill = options_.fill_empty_rows;
+    int64_t last_row = -1;
+    // Emits the default id for every empty row in (last_row, row).
+    auto fill_before = [&](int64_t row) {
+      for (int64_t r = last_row + 1; r < row; ++r) {
+        emit(r, options_.default_id, T(1), -1);
+      }
+      if (row > last_row) last_row = row;
+    };
+    if (dense_) {
+      for (int64_t i = 0; i < nnz_; ++i) {
+        prefetch(i + kAhead);
+        emit(i, static_cast<int64_t>(ids[i]), T(1), i);
+      }
+    } else if (sorted_) {
+      for (int64_t i = 0; i < nnz_; ++i) {
+        const int64_t id = static_cast<int64_t>(ids[i]);
+        const T weight = Weight(i);
+        if (!Keep(id, weight)) continue;
+        const int64_t row = RowOf(i);
+        if (fill) fill_before(row);
+        prefetch(i + kAhead);
+        emit(row, id, weight, i);
+      }
     } else {
-      ids64_ = ids.flat<int64_t>().data();
+      for (const auto& [row, i] : order_) {
+        if (fill) fill_before(row);
+        emit(row, static_cast<int64_t>(ids[i]), Weight(i), i);
+      }
     }
-  }
-
-  int64_t Id(int64_t i) const {
-    return ids64_ != nullptr ? ids64_[i] : static_cast<int64_t>(ids32_[i]);
-  }
-  T Weight(int64_t i) const { return weights_ == nullptr ? T(1) : weights_[i]; }
-
-  int64_t RowOf(int64_t i) const {
-    int64_t row = 0;
-    for (int64_t k = 0; k < row_dims_; ++k) {
-      row = row * shape_[k] + indices_[i * rank_ + k];
-    }
-    return row;
-  }
-
-  bool Keep(int64_t i) const {
-    if (options_.prune_ids && Id(i) < 0) return false;
-    // Written as !(w > 0) so that NaN weights are pruned too, as
-    // tf.nn.safe_embedding_lookup_sparse's greater(w, 0) does.
-    return !(options_.prune_weights && !(Weight(i) > T(0)));
+    if (fill) fill_before(num_rows_);
   }
 
   bool IsTableRow(int64_t id) const {
@@ -598,47 +677,6 @@ class LookupPlanner {
                                    " one lookup supports");
   }
 
-  // Emits the default id for every empty row in (*last_row, row).
-  void FillRowsBefore(int64_t row, int64_t* last_row) {
-    if (options_.fill_empty_rows) {
-      for (int64_t r = *last_row + 1; r < row; ++r) {
-        Emit(r, options_.default_id, T(1), -1, -1);
-      }
-    }
-    *last_row = std::max(*last_row, row);
-  }
-
-  // How many entries ahead Write loads map cells.
-  static constexpr int64_t kAhead = 8;
-
-  // Writes the next entry; `ahead` (if in [0, nnz)) is an input index whose
-  // id comes soon, whose map cell is worth loading now.
-  inline __attribute__((always_inline)) void Emit(int64_t row, int64_t id,
-                                                  T weight, int64_t source,
-                                                  int64_t ahead) {
-    const int64_t e = next_++;
-    out_.rows[e] = row;
-    out_.weights[e] = weight;
-    if (out_.sources != nullptr) out_.sources[e] = source;
-    int p = 0;
-    int64_t local = id;
-    if (options_.num_partitions > 1) {
-      Route(options_, id, table_rows_, &p, &local);
-      part_[e] = p;
-    }
-    int64_t slot;
-    if (options_.unique) {
-      if (options_.num_partitions == 1 && ahead >= 0 && ahead < nnz_) {
-        (*maps_)[0]->Prefetch(Id(ahead));
-      }
-      slot = (*maps_)[p]->Insert(local);
-    } else {
-      slot = static_cast<int64_t>(ids_[p].size());
-      ids_[p].push_back(Distinct{local, 1});
-    }
-    out_.positions[e] = slot;
-  }
-
   ArgNames names_;
   PlanOptions options_;
   int64_t table_rows_ = 0;
@@ -649,6 +687,7 @@ class LookupPlanner {
   const T* weights_ = nullptr;
   const int64_t* indices_ = nullptr;
   const int64_t* shape_ = nullptr;
+  const Tensor* dense_shape_ = nullptr;
   int64_t nnz_ = 0, rank_ = 0, row_dims_ = 0;
   bool dense_ = false;
   bool sorted_ = true;
@@ -657,47 +696,92 @@ class LookupPlanner {
   int64_t entries_ = 0;
   // Write's state.
   EntryOutputs<T> out_;
-  int64_t next_ = 0;
-  std::vector<std::unique_ptr<SlotMap>>* maps_ = nullptr;
-  std::vector<std::vector<Distinct>> ids_;  // Per partition.
+  std::vector<std::unique_ptr<SlotMap>> maps_;  // Per partition, in Write.
+  std::vector<std::vector<Distinct>> ids_;      // Per partition.
   std::vector<int> part_;  // Per entry, with more than one partition.
 };
 
 // The gathered rows (concatenated over a table's partitions) seen by the
-// post-lookup ops.
+// post-lookup ops. One partition (the common case) needs no row table.
 template <typename T>
-struct GatheredRows {
-  std::vector<const T*> row;  // Row u starts at row[u].
-  int64_t dim = -1;
+class GatheredRows {
+ public:
+  const T* operator[](int64_t u) const {
+    return row_.empty() ? base_ + u * dim_ : row_[u];
+  }
+  int64_t size() const { return size_; }
+  int64_t dim() const { return dim_; }
+
+  // Collects shards[begin, begin + count), the rows gathered from one
+  // table's partitions.
+  Status Collect(const ArgNames& names, const OpInputList& shards, int begin,
+                 int count) {
+    for (int p = begin; p < begin + count; ++p) {
+      const Tensor& shard = shards[p];
+      if (!TensorShapeUtils::IsMatrix(shard.shape())) {
+        return errors::InvalidArgument(names.op(), ": emb_shards[", p,
+                                       "] must be a matrix, got shape ",
+                                       shard.shape().DebugString());
+      }
+      if (p == begin) dim_ = shard.dim_size(1);
+      if (shard.dim_size(1) != dim_) {
+        return errors::InvalidArgument(
+            names.op(), ": emb_shards[", p, "] has ", shard.dim_size(1),
+            " columns but emb_shards[", begin, "] has ", dim_);
+      }
+      size_ += shard.dim_size(0);
+    }
+    base_ = shards[begin].flat<T>().data();
+    if (count == 1) return tensorflow::OkStatus();
+    row_.reserve(size_);
+    for (int p = begin; p < begin + count; ++p) {
+      const T* data = shards[p].flat<T>().data();
+      const int64_t rows = shards[p].dim_size(0);
+      for (int64_t r = 0; r < rows; ++r) row_.push_back(data + r * dim_);
+    }
+    return tensorflow::OkStatus();
+  }
+
+ private:
+  const T* base_ = nullptr;
+  std::vector<const T*> row_;  // Row u starts at row_[u]; empty: base_.
+  int64_t size_ = 0;
+  int64_t dim_ = -1;
 };
 
-// Collects shards[begin, begin + count), the rows gathered from one table's
-// partitions.
+// Where the gradients of a table's gathered rows go: the rows of its
+// partitions' gradient tensors, concatenated.
 template <typename T>
-Status CollectShards(const ArgNames& names, const OpInputList& shards,
-                     int begin, int count, GatheredRows<T>* gathered) {
-  int64_t total = 0;
-  for (int p = begin; p < begin + count; ++p) total += shards[p].dim_size(0);
-  gathered->row.reserve(total);
-  for (int p = begin; p < begin + count; ++p) {
-    const Tensor& shard = shards[p];
-    if (!TensorShapeUtils::IsMatrix(shard.shape())) {
-      return errors::InvalidArgument(names.op(), ": emb_shards[", p,
-                                     "] must be a matrix, got shape ",
-                                     shard.shape().DebugString());
-    }
-    if (p == begin) gathered->dim = shard.dim_size(1);
-    if (shard.dim_size(1) != gathered->dim) {
-      return errors::InvalidArgument(
-          names.op(), ": emb_shards[", p, "] has ", shard.dim_size(1),
-          " columns but emb_shards[", begin, "] has ", gathered->dim);
-    }
-    const T* data = shard.flat<T>().data();
-    for (int64_t r = 0; r < shard.dim_size(0); ++r) {
-      gathered->row.push_back(data + r * gathered->dim);
+class GradientRows {
+ public:
+  GradientRows(const std::vector<Tensor*>& grads, int64_t dim) : dim_(dim) {
+    base_ = grads[0]->flat<T>().data();
+    if (grads.size() == 1) return;
+    for (Tensor* t : grads) {
+      T* data = t->flat<T>().data();
+      const int64_t rows = t->dim_size(0);
+      for (int64_t r = 0; r < rows; ++r) row_.push_back(data + r * dim_);
     }
   }
-  return tensorflow::OkStatus();
+
+  T* operator()(int64_t u) const {
+    return row_.empty() ? base_ + u * dim_ : row_[u];
+  }
+
+ private:
+  T* base_ = nullptr;
+  std::vector<T*> row_;  // Empty: one partition, rows from base_.
+  int64_t dim_;
+};
+
+// How many row ranges Combination::Gradient splits a table's gathered rows
+// into for `threads` threads: each range scans all the entries, so only
+// tables with enough work per entry get more than one.
+inline int64_t GradientSplits(int64_t gathered, int64_t entries, int64_t dim,
+                              int threads) {
+  const int64_t work = entries * dim;
+  const int64_t splits = std::min<int64_t>(threads, work / (8 * entries + 1));
+  return std::max<int64_t>(1, std::min(splits, gathered));
 }
 
 // Validates the entry tensors of a post-lookup op.
@@ -751,7 +835,7 @@ struct Combination {
   std::vector<T> norm;   // Per output row, the divisor (0: the row is zero).
   std::vector<T> scale;  // Per gathered row, its clipping factor.
 
-  int64_t dim() const { return gathered.dim; }
+  int64_t dim() const { return gathered.dim(); }
   bool clipped() const { return max_norm > T(0); }
 
   // Validates the entries and computes the row norms (and clipping scales
@@ -761,7 +845,7 @@ struct Combination {
               int64_t output_rows, bool with_scales) {
     num_rows = output_rows;
     TF_RETURN_IF_ERROR(CheckEntries(names, positions_t, rows_t, weights_t,
-                                    gathered.row.size(), num_rows));
+                                    gathered.size(), num_rows));
     n = positions_t.NumElements();
     positions = positions_t.flat<int64_t>().data();
     rows = rows_t.flat<int64_t>().data();
@@ -777,10 +861,10 @@ struct Combination {
       }
     }
     if (with_scales && clipped()) {
-      scale.resize(gathered.row.size());
+      scale.resize(gathered.size());
       T length;
       for (size_t u = 0; u < scale.size(); ++u) {
-        ClipScale(gathered.row[u], dim(), max_norm, &scale[u], &length);
+        ClipScale(gathered[u], dim(), max_norm, &scale[u], &length);
       }
     }
     return tensorflow::OkStatus();
@@ -790,15 +874,16 @@ struct Combination {
   // columns). `by_row` groups the entries by output row.
   void Combine(const Groups& by_row, int64_t lo, int64_t hi, T* out) const {
     const int64_t d = dim();
+    const bool in_order = by_row.order.empty();
     for (int64_t r = lo; r < hi; ++r) {
       T* dst = out + r * d;
       std::fill(dst, dst + d, T(0));
       if (norm[r] == T(0)) continue;  // div_no_nan, as TF's combiners.
       for (int64_t j = by_row.start[r]; j < by_row.start[r + 1]; ++j) {
-        const int64_t e = by_row.at(j);
-        const T* x = gathered.row[positions[e]];
-        const T s = (scale.empty() ? T(1) : scale[positions[e]]) * weights[e];
-        for (int64_t k = 0; k < d; ++k) dst[k] += x[k] * s;
+        const int64_t e = in_order ? j : by_row.order[j];
+        const int64_t u = positions[e];
+        const T s = scale.empty() ? weights[e] : weights[e] * scale[u];
+        Axpy(d, s, gathered[u], dst);
       }
       if (combiner != Combiner::kSum) {
         for (int64_t k = 0; k < d; ++k) dst[k] /= norm[r];
@@ -806,25 +891,27 @@ struct Combination {
     }
   }
 
-  // Gradients of gathered rows [lo, hi) given top_grad, the gradient of the
-  // combined output; `by_position` groups the entries by gathered row.
-  void Gradient(const Groups& by_position, const T* top_grad, int64_t lo,
-                int64_t hi, T* const* grad_row) const {
+  // Gradients of gathered rows [lo, hi), given top_grad, the gradient of
+  // the combined output; grad_row(u) is where row u's goes. Scans all the
+  // entries and adds those that read a row in range, in input order, so a
+  // few ranges split the work without sorting the entries.
+  template <typename GradRow>
+  void Gradient(const T* top_grad, int64_t lo, int64_t hi,
+                const GradRow& grad_row) const {
     const int64_t d = dim();
-    for (int64_t u = lo; u < hi; ++u) {
-      T* g = grad_row[u];
-      std::fill(g, g + d, T(0));
-      for (int64_t j = by_position.start[u]; j < by_position.start[u + 1];
-           ++j) {
-        const int64_t e = by_position.at(j);
-        const T row_norm = norm[rows[e]];
-        if (row_norm == T(0)) continue;
-        const T* dy = top_grad + rows[e] * d;
-        const T s =
-            combiner == Combiner::kSum ? weights[e] : weights[e] / row_norm;
-        for (int64_t k = 0; k < d; ++k) g[k] += dy[k] * s;
-      }
-      if (clipped()) ClipGradient(gathered.row[u], g);
+    for (int64_t u = lo; u < hi; ++u)
+      std::fill(grad_row(u), grad_row(u) + d, T(0));
+    for (int64_t e = 0; e < n; ++e) {
+      const int64_t u = positions[e];
+      if (u < lo || u >= hi) continue;
+      const T row_norm = norm[rows[e]];
+      if (row_norm == T(0)) continue;
+      const T s =
+          combiner == Combiner::kSum ? weights[e] : weights[e] / row_norm;
+      Axpy(d, s, top_grad + rows[e] * d, grad_row(u));
+    }
+    if (clipped()) {
+      for (int64_t u = lo; u < hi; ++u) ClipGradient(gathered[u], grad_row(u));
     }
   }
 
@@ -841,7 +928,7 @@ struct Combination {
       const T row_norm = norm[r];
       out[e] = 0;
       if (row_norm == T(0)) continue;
-      const T* x = gathered.row[positions[e]];
+      const T* x = gathered[positions[e]];
       const T* dy = top_grad + r * d;
       T scale_e = 1, length;
       if (clipped()) ClipScale(x, d, max_norm, &scale_e, &length);
@@ -865,6 +952,11 @@ struct Combination {
   }
 
  private:
+  // y += a * x over d elements.
+  static void Axpy(int64_t d, T a, const T* x, T* y) {
+    for (int64_t k = 0; k < d; ++k) y[k] += a * x[k];
+  }
+
   // Turns g = dL/dy into dL/dx for y = x * max_norm / max(|x|, max_norm):
   // identity inside the ball, and for |x| > max_norm the Jacobian
   // (max_norm / |x|) (I - x x^T / |x|^2), which removes g's radial part.

@@ -126,8 +126,8 @@ class PostLookUpKernel : public OpKernel {
     TF_RETURN_IF_ERROR(ctx->input_list("emb_shards", &shards));
     c->combiner = combiner_;
     c->max_norm = static_cast<T>(max_norm_);
-    return lookup::CollectShards(ArgNames(type_string()), shards, 0,
-                                 shards.size(), &c->gathered);
+    return c->gathered.Collect(ArgNames(type_string()), shards, 0,
+                               shards.size());
   }
 
   // Validates the entry inputs at `first` (positions, rows, weights) of a
@@ -194,25 +194,25 @@ class FusedEmbeddingSparsePostLookUpGradOp : public PostLookUpKernel {
     OP_REQUIRES_OK(ctx, ctx->input_list("emb_shards", &shards));
     OpOutputList grads;
     OP_REQUIRES_OK(ctx, ctx->output_list("grad_shards", &grads));
-    const int64_t num_gathered = c.gathered.row.size();
-    std::vector<T*> grad_row(num_gathered);
-    int64_t u = 0;
+    std::vector<Tensor*> grad_tensors(shards.size());
     for (int p = 0; p < shards.size(); ++p) {
-      Tensor* t = nullptr;
-      OP_REQUIRES_OK(ctx, grads.allocate(p, shards[p].shape(), &t));
-      T* data = t->flat<T>().data();
-      for (int64_t r = 0; r < shards[p].dim_size(0); ++r, ++u) {
-        grad_row[u] = data + r * dim;
-      }
+      OP_REQUIRES_OK(ctx,
+                     grads.allocate(p, shards[p].shape(), &grad_tensors[p]));
     }
-    const Groups by_position =
-        lookup::GroupByKey(c.positions, c.n, num_gathered);
+    const lookup::GradientRows<T> grad_rows(grad_tensors, dim);
     const T* top_grad = top_grad_t.flat<T>().data();
-    const int64_t cost =
-        (c.n / std::max<int64_t>(num_gathered, 1) + 1) * 4 * dim;
-    ParallelRange(ctx, num_gathered, cost, [&](int64_t lo, int64_t hi) {
-      c.Gradient(by_position, top_grad, lo, hi, grad_row.data());
-    });
+    const int64_t num_gathered = c.gathered.size();
+    const int threads =
+        ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
+    const int64_t splits =
+        lookup::GradientSplits(num_gathered, c.n, dim, threads);
+    ParallelRange(ctx, splits, 3 * c.n * dim / splits + 1,
+                  [&](int64_t lo, int64_t hi) {
+                    for (int64_t s = lo; s < hi; ++s) {
+                      c.Gradient(top_grad, s * num_gathered / splits,
+                                 (s + 1) * num_gathered / splits, grad_rows);
+                    }
+                  });
   }
 };
 

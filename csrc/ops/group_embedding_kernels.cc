@@ -7,7 +7,8 @@
 // that small and large tables (dims 8 to 64, say) keep the op's threads
 // equally busy. Errors name the op, the input and the table (`sp_values[3]`).
 //
-// Kernels keep no state between calls, so concurrent runs are independent.
+// Kernels keep no state between calls (the dedup maps reuse per-thread scratch
+// memory, nothing else), so concurrent runs are independent.
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -60,16 +61,30 @@ Status ForEachTable(OpKernelContext* ctx, int n, int64_t cost,
   return tensorflow::OkStatus();
 }
 
+// A range [lo, hi) of the rows of table `table`, worked on by one task.
+struct Chunk {
+  int table;
+  int64_t lo, hi;
+};
+
+// Runs fn(table, lo, hi) for every chunk on the op's thread pool, where a
+// chunk costs about `cost` cycles.
+void RunChunks(OpKernelContext* ctx, const std::vector<Chunk>& chunks,
+               int64_t cost,
+               const std::function<void(int, int64_t, int64_t)>& fn) {
+  ParallelRange(ctx, chunks.size(), cost, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      fn(chunks[i].table, chunks[i].lo, chunks[i].hi);
+    }
+  });
+}
+
 // Runs fn(k, lo, hi) over [0, sizes[k]) of every table k, in chunks of
 // about kChunkCost cycles (a unit of table k costs unit_cost[k]), on the
 // op's thread pool.
 void ForEachChunk(OpKernelContext* ctx, const std::vector<int64_t>& sizes,
                   const std::vector<int64_t>& unit_cost,
                   const std::function<void(int, int64_t, int64_t)>& fn) {
-  struct Chunk {
-    int table;
-    int64_t lo, hi;
-  };
   std::vector<Chunk> chunks;
   for (size_t k = 0; k < sizes.size(); ++k) {
     const int64_t step =
@@ -79,11 +94,7 @@ void ForEachChunk(OpKernelContext* ctx, const std::vector<int64_t>& sizes,
           {static_cast<int>(k), lo, std::min(sizes[k], lo + step)});
     }
   }
-  ParallelRange(ctx, chunks.size(), kChunkCost, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      fn(chunks[i].table, chunks[i].lo, chunks[i].hi);
-    }
-  });
+  RunChunks(ctx, chunks, kChunkCost, fn);
 }
 
 // The attrs every group op has: N tables whose partitions make up
@@ -129,6 +140,7 @@ class GroupKernel : public OpKernel {
 class GroupPreLookUpKernel : public GroupKernel {
  public:
   explicit GroupPreLookUpKernel(OpKernelConstruction* ctx) : GroupKernel(ctx) {
+    if (!ctx->status().ok()) return;  // The base rejected the attrs.
     std::vector<std::string> strategies;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("partition_strategies", &strategies));
     OP_REQUIRES_OK(ctx,
@@ -146,8 +158,12 @@ class GroupPreLookUpKernel : public GroupKernel {
       PlanOptions& o = options_[k];
       o.num_partitions = num_partitions_[k];
       OP_REQUIRES_OK(ctx, lookup::ParseStrategy(strategies[k], &o.strategy));
-      // Each distinct id of a partition is gathered once; EmbeddingVariables
-      // count its occurrences through partitioned_counts.
+      // Each distinct id of a partition is gathered once (EmbeddingVariables
+      // count its entries through partitioned_counts). On 50
+      // EmbeddingVariables with Zipf ids (benchmarks/embedding_lookups.py),
+      // a training step that gathered every entry instead took 1.3x the CPU
+      // time: its gathers, combination, gradient and optimizer update handle
+      // twice the rows.
       o.unique = true;
       for (int g = offsets_[k]; g < offsets_[k + 1]; ++g) {
         OP_REQUIRES(ctx, partitioned[g] == ids_types_[k],
@@ -254,6 +270,7 @@ class GroupEmbeddingSparsePreLookUpOp : public GroupPreLookUpKernel {
  public:
   explicit GroupEmbeddingSparsePreLookUpOp(OpKernelConstruction* ctx)
       : GroupPreLookUpKernel(ctx) {
+    if (!ctx->status().ok()) return;  // A base rejected the attrs.
     std::vector<std::string> combiners;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("combiners", &combiners));
     OP_REQUIRES_OK(ctx, RequireTables("combiners", combiners.size()));
@@ -331,6 +348,7 @@ class GroupEmbeddingPreLookUpOp : public GroupPreLookUpKernel {
 class GroupPostLookUpKernel : public GroupKernel {
  public:
   explicit GroupPostLookUpKernel(OpKernelConstruction* ctx) : GroupKernel(ctx) {
+    if (!ctx->status().ok()) return;  // The base rejected the attrs.
     std::vector<std::string> combiners;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("combiners", &combiners));
     OP_REQUIRES_OK(ctx, RequireTables("combiners", combiners.size()));
@@ -372,8 +390,8 @@ class GroupPostLookUpKernel : public GroupKernel {
     Combination<T>& c = table->c;
     c.combiner = combiners_[k];
     c.max_norm = static_cast<T>(max_norms_[k]);
-    TF_RETURN_IF_ERROR(lookup::CollectShards(Names(k), in.shards, offsets_[k],
-                                             num_partitions_[k], &c.gathered));
+    TF_RETURN_IF_ERROR(c.gathered.Collect(Names(k), in.shards, offsets_[k],
+                                          num_partitions_[k]));
     int64_t output_rows = 0;
     TF_RETURN_IF_ERROR(num_rows(c.dim(), &output_rows));
     return c.Init(Names(k), in.positions[k], in.rows[k], in.weights[k],
@@ -382,8 +400,8 @@ class GroupPostLookUpKernel : public GroupKernel {
 
   // Rows of table k's top gradient (rank >= 1, last dimension `dim`): all
   // but its last dimension. `arg` names it in errors.
-  Status GradientRows(int k, const Tensor& t, const char* arg, int64_t dim,
-                      int64_t* rows) const {
+  Status TopGradRows(int k, const Tensor& t, const char* arg, int64_t dim,
+                     int64_t* rows) const {
     if (t.dims() < 1 || t.dim_size(t.dims() - 1) != dim) {
       return errors::InvalidArgument(type_string(), ": ", Names(k)(arg),
                                      " must have shape [..., ", dim, "], got ",
@@ -392,13 +410,6 @@ class GroupPostLookUpKernel : public GroupKernel {
     *rows = 1;
     for (int d = 0; d + 1 < t.dims(); ++d) *rows *= t.dim_size(d);
     return tensorflow::OkStatus();
-  }
-
-  template <typename T>
-  static int64_t TotalEntries(const std::vector<Table<T>>& tables) {
-    int64_t total = 0;
-    for (const auto& t : tables) total += t.c.n;
-    return total;
   }
 
   std::vector<lookup::Combiner> combiners_;
@@ -410,6 +421,7 @@ class GroupEmbeddingSparsePostLookUpOp : public GroupPostLookUpKernel {
  public:
   explicit GroupEmbeddingSparsePostLookUpOp(OpKernelConstruction* ctx)
       : GroupPostLookUpKernel(ctx) {
+    if (!ctx->status().ok()) return;  // A base rejected the attrs.
     OP_REQUIRES_OK(ctx, ctx->GetAttr("is_sequence", &is_sequence_));
   }
 
@@ -468,40 +480,44 @@ class GroupEmbeddingSparsePostLookUpGradOp : public GroupPostLookUpKernel {
     OP_REQUIRES_OK(ctx, ctx->input_list("top_grads", &top_grads));
     Inputs in;
     OP_REQUIRES_OK(ctx, in.Fetch(ctx));
-    const OpInputList& shards = in.shards;
     std::vector<Table<T>> tables(n_);
-    OP_REQUIRES_OK(
-        ctx, ForEachTable(ctx, n_, 1000, [&](int k) {
-          auto num_rows = [&](int64_t dim, int64_t* rows) {
-            return GradientRows(k, top_grads[k], "top_grads", dim, rows);
-          };
-          TF_RETURN_IF_ERROR(InitTable<T>(in, k, false, num_rows, &tables[k]));
-          tables[k].groups =
-              lookup::GroupByKey(tables[k].c.positions, tables[k].c.n,
-                                 tables[k].c.gathered.row.size());
-          return tensorflow::OkStatus();
-        }));
+    OP_REQUIRES_OK(ctx, ForEachTable(ctx, n_, 1000, [&](int k) {
+                     auto num_rows = [&](int64_t dim, int64_t* rows) {
+                       return TopGradRows(k, top_grads[k], "top_grads", dim,
+                                          rows);
+                     };
+                     return InitTable<T>(in, k, false, num_rows, &tables[k]);
+                   }));
     OpOutputList grads;
     OP_REQUIRES_OK(ctx, ctx->output_list("grad_shards", &grads));
-    std::vector<std::vector<T*>> grad_rows(n_);
-    std::vector<int64_t> sizes(n_), unit_cost(n_);
+    std::vector<lookup::GradientRows<T>> grad_rows;
+    grad_rows.reserve(n_);
+    std::vector<Chunk> chunks;
+    int64_t total_cost = 0;
+    const int threads =
+        ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
     for (int k = 0; k < n_; ++k) {
       const Combination<T>& c = tables[k].c;
+      std::vector<Tensor*> tensors(num_partitions_[k]);
       for (int g = offsets_[k]; g < offsets_[k + 1]; ++g) {
-        Tensor* t = nullptr;
-        OP_REQUIRES_OK(ctx, grads.allocate(g, shards[g].shape(), &t));
-        T* data = t->flat<T>().data();
-        for (int64_t r = 0; r < shards[g].dim_size(0); ++r) {
-          grad_rows[k].push_back(data + r * c.dim());
-        }
+        OP_REQUIRES_OK(ctx, grads.allocate(g, in.shards[g].shape(),
+                                           &tensors[g - offsets_[k]]));
       }
-      sizes[k] = grad_rows[k].size();
-      unit_cost[k] = (c.n / std::max<int64_t>(sizes[k], 1) + 1) * 2 * c.dim();
+      grad_rows.emplace_back(tensors, c.dim());
+      const int64_t gathered = c.gathered.size();
+      const int64_t splits =
+          lookup::GradientSplits(gathered, c.n, c.dim(), threads);
+      for (int64_t s = 0; s < splits; ++s) {
+        chunks.push_back(
+            {k, s * gathered / splits, (s + 1) * gathered / splits});
+      }
+      total_cost += 2 * c.n * (c.dim() + 1);
     }
-    ForEachChunk(ctx, sizes, unit_cost, [&](int k, int64_t lo, int64_t hi) {
-      tables[k].c.Gradient(tables[k].groups, top_grads[k].flat<T>().data(), lo,
-                           hi, grad_rows[k].data());
-    });
+    RunChunks(ctx, chunks, total_cost / std::max<size_t>(1, chunks.size()) + 1,
+              [&](int k, int64_t lo, int64_t hi) {
+                tables[k].c.Gradient(top_grads[k].flat<T>().data(), lo, hi,
+                                     grad_rows[k]);
+              });
   }
 };
 
@@ -527,8 +543,8 @@ class GroupEmbeddingSparsePostLookUpWeightsGradOp
                            top_grads[k].shape().DebugString());
                      }
                      auto num_rows = [&](int64_t dim, int64_t* rows) {
-                       return GradientRows(k, top_grads[k], "top_grads", dim,
-                                           rows);
+                       return TopGradRows(k, top_grads[k], "top_grads", dim,
+                                          rows);
                      };
                      return InitTable<T>(in, k, false, num_rows, &tables[k]);
                    }));

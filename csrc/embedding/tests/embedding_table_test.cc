@@ -437,6 +437,31 @@ TEST(ApplyGradientsSumsDuplicatesOncePerKey) {
   CHECK_EQ(Version<int64_t>(t, 1), 12);
 }
 
+// Keys seen once in a batch are applied from the batch's own gradient rows
+// (nothing is copied); a repeated key gets its sum.
+TEST(ApplyGradientsReadsSingleRowsInPlace) {
+  const int64_t dim = 3;
+  EmbeddingTable<int64_t> t(dim, 4, Defaults(4, dim, 0));
+  const std::vector<int64_t> keys = {5, 6, 5, 8};
+  std::vector<float> grads(keys.size() * dim);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i);
+  std::map<int64_t, const float*> rows;
+  std::map<int64_t, std::vector<float>> values;
+  t.ApplyGradients(keys.data(), keys.size(), grads.data(), 1,
+                   [&](RecordView r, const float* g) {
+                     // Key k starts at row k mod 4: column 0 tells them apart.
+                     const int64_t key = r.column(0)[0] == 100   ? 5
+                                         : r.column(0)[0] == 200 ? 6
+                                                                 : 8;
+                     rows[key] = g;
+                     values[key].assign(g, g + dim);
+                   });
+  CHECK_EQ(rows.size(), 3u);
+  CHECK(rows[6] == grads.data() + 1 * dim);
+  CHECK(rows[8] == grads.data() + 3 * dim);
+  CHECK(values[5] == (std::vector<float>{0 + 6, 1 + 7, 2 + 8}));
+}
+
 TEST(BatchOperationsOnThreadsMatchSerial) {
   const int64_t dim = 3, n = 5000;
   std::mt19937_64 rng(5);
