@@ -8,8 +8,6 @@ gradients with respect to every partition and the weights (1e-6). EmbeddingVaria
 checked against a dense variable holding the same rows, and by training.
 """
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -387,7 +385,7 @@ def test_trains_like_stock_with_an_optimizer():
     assert not np.allclose(got, INIT)
 
 
-def test_concurrent_runs_agree():
+def test_concurrent_runs_agree(run_concurrently):
     params, _, _ = _dense_table("partitioned3")
     indices, ids, weights, shape = _random_ids(seed=13, lead=(200,), max_ids=8)
     out = tf.nn.fused_safe_embedding_lookup_sparse(
@@ -398,21 +396,7 @@ def test_concurrent_runs_agree():
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         want = sess.run(fetch)
-        results, errors = [], []
-
-        def run():
-            try:
-                for _ in range(20):
-                    results.append(sess.run(fetch))
-            except Exception as e:  # Reported by the assertion below.
-                errors.append(e)
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors
+        results = run_concurrently(sess, fetch, threads=4, runs=20)
     assert len(results) == 80
     for got in results:
         for g, w in zip(got, want, strict=True):

@@ -13,8 +13,6 @@ is compared with `tf.nn.embedding_lookup`, and
 `group_embedding_column_scope` with ungrouped feature columns.
 """
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -293,7 +291,7 @@ def test_dynamic_shapes_and_unused_outputs():
     np.testing.assert_array_equal(grad, 0)
 
 
-def test_concurrent_runs_agree():
+def test_concurrent_runs_agree(run_concurrently):
     params, _ = _dense_tables("div")
     n = len(params)
     batches = [_batch(seed=50 + i, batch=100, max_ids=8) for i in range(n)]
@@ -305,21 +303,8 @@ def test_concurrent_runs_agree():
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         want = sess.run(fetch)
-        results, errors = [], []
-
-        def run():
-            try:
-                for _ in range(10):
-                    results.append(sess.run(fetch))
-            except Exception as e:  # Reported by the assertion below.
-                errors.append(e)
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors and len(results) == 40
+        results = run_concurrently(sess, fetch, threads=4, runs=10)
+    assert len(results) == 40
     for got in results:
         for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w)
