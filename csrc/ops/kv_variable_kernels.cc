@@ -29,6 +29,25 @@ namespace errors = tensorflow::errors;
 template <typename K>
 using TablePtr = std::shared_ptr<embedding::EmbeddingTable<K>>;
 
+// An op whose input 0 is an EmbeddingVariable (or slot) handle: Compute
+// resolves it and its table, then calls ComputeWithTable.
+template <typename K>
+class KvTableOpKernel : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) final {
+    RefCountPtr<EmbeddingVar<K>> var;
+    TablePtr<K> table;
+    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+    ComputeWithTable(ctx, var.get(), table);
+  }
+
+ protected:
+  virtual void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                                const TablePtr<K>& table) = 0;
+};
+
 template <typename K>
 class InitializeKvVariableOp : public OpKernel {
  public:
@@ -132,14 +151,12 @@ class KvVarIsInitializedOp : public OpKernel {
 };
 
 template <typename K>
-class KvVariableShapeOp : public OpKernel {
+class KvVariableShapeOp : public KvTableOpKernel<K> {
  public:
-  using OpKernel::OpKernel;
+  using KvTableOpKernel<K>::KvTableOpKernel;
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({2}), &out));
     out->vec<int64_t>()(0) = table->size();
@@ -148,16 +165,15 @@ class KvVariableShapeOp : public OpKernel {
 };
 
 template <typename K>
-class KvResourceGatherOp : public OpKernel {
+class KvResourceGatherOp : public KvTableOpKernel<K> {
  public:
-  explicit KvResourceGatherOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit KvResourceGatherOp(OpKernelConstruction* ctx)
+      : KvTableOpKernel<K>(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("is_inference", &is_inference_));
   }
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     const Tensor& indices = ctx->input(1);
     const int64_t dim = table->dim();
     TensorShape shape = indices.shape();
@@ -184,26 +200,24 @@ class KvResourceGatherOp : public OpKernel {
 };
 
 template <typename K>
-class KvResourceGatherWithCountsOp : public OpKernel {
+class KvResourceGatherWithCountsOp : public KvTableOpKernel<K> {
  public:
-  using OpKernel::OpKernel;
+  using KvTableOpKernel<K>::KvTableOpKernel;
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     const Tensor& indices = ctx->input(1);
     const Tensor& counts_t = ctx->input(2);
     OP_REQUIRES(ctx, counts_t.shape() == indices.shape(),
-                errors::InvalidArgument(type_string(), ": counts has shape ",
-                                        counts_t.shape().DebugString(),
-                                        " but indices has shape ",
-                                        indices.shape().DebugString()));
+                errors::InvalidArgument(
+                    this->type_string(), ": counts has shape ",
+                    counts_t.shape().DebugString(), " but indices has shape ",
+                    indices.shape().DebugString()));
     const int64_t n = indices.NumElements();
     const int64_t* counts = counts_t.flat<int64_t>().data();
     for (int64_t i = 0; i < n; ++i) {
       OP_REQUIRES(ctx, counts[i] >= 1,
-                  errors::InvalidArgument(type_string(), ": counts[", i,
+                  errors::InvalidArgument(this->type_string(), ": counts[", i,
                                           "] = ", counts[i], " is not >= 1"));
     }
     const int64_t dim = table->dim();
@@ -223,14 +237,12 @@ class KvResourceGatherWithCountsOp : public OpKernel {
 };
 
 template <typename K, bool kVersion>
-class KvResourceLookupHeaderOp : public OpKernel {
+class KvResourceLookupHeaderOp : public KvTableOpKernel<K> {
  public:
-  using OpKernel::OpKernel;
+  using KvTableOpKernel<K>::KvTableOpKernel;
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     const Tensor& indices = ctx->input(1);
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, indices.shape(), &out));
@@ -245,16 +257,15 @@ class KvResourceLookupHeaderOp : public OpKernel {
 };
 
 template <typename K>
-class KvResourceExportOp : public OpKernel {
+class KvResourceExportOp : public KvTableOpKernel<K> {
  public:
-  explicit KvResourceExportOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit KvResourceExportOp(OpKernelConstruction* ctx)
+      : KvTableOpKernel<K>(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("evict", &evict_));
   }
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     OpInputList slots;
     OP_REQUIRES_OK(ctx, ctx->input_list("slots", &slots));
     std::vector<int> columns = {var->column()};
@@ -340,14 +351,12 @@ class KvResourceExportOp : public OpKernel {
 };
 
 template <typename K>
-class KvResourceEvictOp : public OpKernel {
+class KvResourceEvictOp : public KvTableOpKernel<K> {
  public:
-  using OpKernel::OpKernel;
+  using KvTableOpKernel<K>::KvTableOpKernel;
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &out));
     out->scalar<int64_t>()() = table->Evict(ctx->input(1).scalar<int64_t>()());
@@ -355,14 +364,12 @@ class KvResourceEvictOp : public OpKernel {
 };
 
 template <typename K>
-class KvVariableStatsOp : public OpKernel {
+class KvVariableStatsOp : public KvTableOpKernel<K> {
  public:
-  using OpKernel::OpKernel;
+  using KvTableOpKernel<K>::KvTableOpKernel;
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     const auto stats = table->GetStats();
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({4}), &out));
@@ -375,17 +382,16 @@ class KvVariableStatsOp : public OpKernel {
 };
 
 template <typename K>
-class KvResourceImportOp : public OpKernel {
+class KvResourceImportOp : public KvTableOpKernel<K> {
  public:
-  explicit KvResourceImportOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit KvResourceImportOp(OpKernelConstruction* ctx)
+      : KvTableOpKernel<K>(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("drop_absent", &drop_absent_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("tensor_name", &tensor_name_));
   }
 
-  void Compute(OpKernelContext* ctx) override {
-    RefCountPtr<EmbeddingVar<K>> var;
-    TablePtr<K> table;
-    OP_REQUIRES_OK(ctx, LookupEmbeddingVar<K>(ctx, 0, &var, &table));
+  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
+                        const TablePtr<K>& table) override {
     const Tensor& keys = ctx->input(1);
     const Tensor& values = ctx->input(2);
     const Tensor& freqs = ctx->input(3);
