@@ -195,11 +195,12 @@ class EmbeddingTable {
       CheckColumn(column);
     }
     const Batch batch = Group(keys, n);
+    std::vector<uint32_t> found_all(n);
     ForEachShard(
         batch, run, [&](const Shard& shard, const int64_t* pos, int64_t m) {
-          std::vector<uint32_t> found(m);
+          uint32_t* found = ShardSlice(batch, pos, found_all);
           std::shared_lock<std::shared_mutex> lock(shard.mu);
-          FindAll(shard, keys, batch, pos, m, found.data());
+          FindAll(shard, keys, batch, pos, m, found);
           for (int64_t j = 0; j < m; ++j) {
             float* dst = out + pos[j] * dim_;
             if (found[j] != KeyIndex<K>::kEmpty) {
@@ -229,7 +230,7 @@ class EmbeddingTable {
     const Batch batch = Group(keys, n);
     ForEachShard(batch, run, [&](Shard& shard, const int64_t* pos, int64_t m) {
       std::unique_lock<std::shared_mutex> lock(shard.mu);
-      RowSums sums(m, dim_);
+      RowSums& sums = RowSums::ForThisThread(m, dim_);
       for (int64_t j = 0; j < m; ++j) {
         if (j + kPrefetch < m) {
           shard.index.Prefetch(batch.hash[pos[j + kPrefetch]]);
@@ -547,36 +548,47 @@ class EmbeddingTable {
                           const int64_t* counts, int64_t each,
                           const Runner& run) {
     const Batch batch = Group(keys, n);
+    std::vector<uint32_t> found_all(n);
     ForEachShard(batch, run, [&](Shard& shard, const int64_t* pos, int64_t m) {
-      std::vector<uint32_t> found(m);
-      std::vector<int64_t> misses;
+      uint32_t* found = ShardSlice(batch, pos, found_all);
+      bool any_miss = false;
       {
         std::shared_lock<std::shared_mutex> lock(shard.mu);
-        FindAll(shard, keys, batch, pos, m, found.data());
+        FindAll(shard, keys, batch, pos, m, found);
         for (int64_t j = 0; j < m; ++j) {
           if (j + kPrefetch < m &&
               found[j + kPrefetch] != KeyIndex<K>::kEmpty) {
             __builtin_prefetch(RecordPtr(shard, found[j + kPrefetch]));
           }
           if (found[j] == KeyIndex<K>::kEmpty) {
-            misses.push_back(pos[j]);
+            any_miss = true;
           } else {
             ReadHit(shard, found[j], out + pos[j] * dim_,
                     CountOf(counts, each, pos[j]));
           }
         }
       }
-      if (misses.empty()) return;
+      if (!any_miss) return;
       std::unique_lock<std::shared_mutex> lock(shard.mu);
       if (policy_.admission.enabled()) {
-        AdmitLocked(shard, keys, batch, misses, out, counts, each);
+        AdmitLocked(shard, keys, batch, pos, found, m, out, counts, each);
         return;
       }
-      for (int64_t i : misses) {
+      for (int64_t j = 0; j < m; ++j) {
+        if (found[j] != KeyIndex<K>::kEmpty) continue;
+        const int64_t i = pos[j];
         const uint32_t idx = FindOrInsertLocked(shard, keys[i], batch.hash[i]);
         ReadHit(shard, idx, out + i * dim_, CountOf(counts, each, i));
       }
     });
+  }
+
+  // The part of a batch-wide per-position array that belongs to the shard
+  // whose positions start at `pos` (shards own consecutive parts of order).
+  template <typename T>
+  static T* ShardSlice(const Batch& batch, const int64_t* pos,
+                       std::vector<T>& all) {
+    return all.data() + (pos - batch.order.data());
   }
 
   // found[j] = record of keys[pos[j]] or kEmpty. Requires the shard's lock.
@@ -595,12 +607,26 @@ class EmbeddingTable {
   // repeated record gets a copy to sum into, so a batch of distinct keys
   // (e.g. from a deduplicating lookup) copies nothing.
   struct RowSums {
-    RowSums(int64_t max_rows, int64_t dim) : dim(dim) {
+    // The calling thread's RowSums, emptied for up to `max_rows` records.
+    // Reused because a batch visits all kNumShards shards: allocating five
+    // vectors per shard cost small batches more than their updates.
+    static RowSums& ForThisThread(int64_t max_rows, int64_t dim) {
+      static thread_local RowSums sums;
+      sums.Reset(max_rows, dim);
+      return sums;
+    }
+
+    void Reset(int64_t max_rows, int64_t row_dim) {
+      dim = row_dim;
       uint64_t capacity = 2;
       while (capacity < static_cast<uint64_t>(2 * max_rows)) capacity *= 2;
       slot_record.assign(capacity, KeyIndex<K>::kEmpty);
       slot_row.resize(capacity);
       mask = capacity - 1;
+      records.clear();
+      first.clear();
+      sum_at.clear();
+      sums.clear();
     }
 
     void Add(uint32_t record, const float* grad) {
@@ -630,7 +656,7 @@ class EmbeddingTable {
       return sum_at[r] < 0 ? first[r] : sums.data() + sum_at[r];
     }
 
-    const int64_t dim;
+    int64_t dim = 0;
     uint64_t mask = 0;
     std::vector<uint32_t> slot_record;
     std::vector<uint64_t> slot_row;
@@ -711,21 +737,24 @@ class EmbeddingTable {
     }
   }
 
-  // The lookup of ids without a record under admission: each occurrence
-  // reads no_permission_value and is counted; ids whose frequency reaches
+  // The lookup of a shard's ids that had no record (found[j] == kEmpty for
+  // keys[pos[j]]) under admission: each occurrence reads
+  // no_permission_value and is counted; ids whose frequency reaches
   // filter_freq are admitted after the whole batch, so admission takes
   // effect from the next lookup. Key i stands for CountOf(counts, each, i)
   // occurrences. Requires the shard's exclusive lock.
   void AdmitLocked(Shard& shard, const K* keys, const Batch& batch,
-                   const std::vector<int64_t>& misses, float* out,
-                   const int64_t* counts, int64_t each) {
+                   const int64_t* pos, const uint32_t* found, int64_t m,
+                   float* out, const int64_t* counts, int64_t each) {
     const AdmissionPolicy& admission = policy_.admission;
     // Ids that reach filter_freq in this batch, with their frequency. Their
     // later occurrences in the batch are counted here, not in `pending`,
     // whose Bloom counters saturate at the threshold's width.
     std::vector<std::pair<int64_t, int64_t>> ready;  // (index, frequency)
     std::unordered_map<K, size_t> ready_at;
-    for (int64_t i : misses) {
+    for (int64_t j = 0; j < m; ++j) {
+      if (found[j] != KeyIndex<K>::kEmpty) continue;
+      const int64_t i = pos[j];
       const int64_t count = CountOf(counts, each, i);
       const uint32_t idx = shard.index.Find(keys[i], batch.hash[i]);
       if (idx != KeyIndex<K>::kEmpty) {

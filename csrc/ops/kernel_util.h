@@ -11,10 +11,22 @@
 
 namespace deeprec {
 
-// Runs fn(begin, end) over [0, n) on the op's intra-op thread pool.
+// Work below this many estimated cycles runs on the calling thread.
+// tensorflow::Shard splits from 10,000, but an op's batch of a few hundred
+// ids (~100k cycles) then waits for pool threads that the inter-op executor
+// is already keeping busy with other tables' ops: in WDL at 2 threads the
+// per-table EV ops cost more CPU split than whole.
+constexpr int64_t kMinParallelCost = int64_t{1} << 18;
+
+// Runs fn(begin, end) over [0, n) on the op's intra-op thread pool, or
+// inline when the whole range is estimated below kMinParallelCost.
 inline void ParallelRange(tensorflow::OpKernelContext* ctx, int64_t n,
                           int64_t cost_per_unit,
                           const std::function<void(int64_t, int64_t)>& fn) {
+  if (n * cost_per_unit < kMinParallelCost) {
+    if (n > 0) fn(0, n);
+    return;
+  }
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
   tensorflow::Shard(workers->num_threads, workers->workers, n, cost_per_unit,
                     fn);

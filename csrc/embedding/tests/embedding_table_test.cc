@@ -462,6 +462,33 @@ TEST(ApplyGradientsReadsSingleRowsInPlace) {
   CHECK(values[5] == (std::vector<float>{0 + 6, 1 + 7, 2 + 8}));
 }
 
+// Sums of repeated keys are built in per-thread scratch space that the next
+// apply reuses: a large batch on a wide table must leave nothing behind for
+// a small batch on a narrow one.
+TEST(ApplyGradientsReusesScratchAcrossTables) {
+  const int64_t wide = 5, narrow = 2, n = 3000;
+  EmbeddingTable<int64_t> a(wide, 4, Defaults(4, wide, 0));
+  EmbeddingTable<int64_t> b(narrow, 4, Defaults(4, narrow, 0));
+  std::vector<int64_t> keys(n);
+  for (int64_t i = 0; i < n; ++i) keys[i] = i % 37;
+  const std::vector<float> ones(n * wide, 1.0f);
+  a.ApplyGradients(keys.data(), n, ones.data(), 1,
+                   [&](RecordView, const float* g) {
+                     for (int64_t d = 0; d < wide; ++d) CHECK(g[d] >= 81.0f);
+                   });
+  const std::vector<int64_t> small = {4, 9, 4};
+  const std::vector<float> grads = {1, 2, 3, 4, 10, 20};
+  std::map<int64_t, std::vector<float>> seen;
+  b.ApplyGradients(small.data(), small.size(), grads.data(), 2,
+                   [&](RecordView r, const float* g) {
+                     // Key k starts at row k mod 4: 4 -> 0, 9 -> 100.
+                     seen[r.column(0)[0] == 0 ? 4 : 9].assign(g, g + narrow);
+                   });
+  CHECK_EQ(seen.size(), 2u);
+  CHECK(seen[4] == (std::vector<float>{11, 22}));
+  CHECK(seen[9] == (std::vector<float>{3, 4}));
+}
+
 TEST(BatchOperationsOnThreadsMatchSerial) {
   const int64_t dim = 3, n = 5000;
   std::mt19937_64 rng(5);
