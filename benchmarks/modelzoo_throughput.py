@@ -1,8 +1,8 @@
 """Model-zoo training throughput: deeprec EVs (+ fused lookups) vs stock TF hash buckets.
 
-Trains one model zoo model (`--model`, e.g. wdl) on the same generated
-Criteo-like data with the same architecture, flags and seeds in three
-configurations, each in its own subprocess:
+Trains model zoo models (`--models`, default WDL and DLRM) on the same
+generated Criteo-like data with the same architecture, flags and seeds in
+three configurations, each in its own subprocess:
 
   ev+fused   deeprec: EmbeddingVariable columns, fused lookups (--ev true --emb_fusion true)
   ev         deeprec: EmbeddingVariable columns, TF's unfused lookups (for attribution)
@@ -22,12 +22,12 @@ reported beside samples/s: it moves less with other processes' load.
 
 Run (the worktree's deeprec must be importable, e.g. PYTHONPATH=.):
 
-    python benchmarks/modelzoo_throughput.py --model wdl          # full run
-    python benchmarks/modelzoo_throughput.py --model wdl --quick  # smoke run
+    python benchmarks/modelzoo_throughput.py                    # WDL and DLRM
+    python benchmarks/modelzoo_throughput.py --models dlrm --quick  # smoke run
 
-Writes benchmarks/results/modelzoo_throughput.json (a quick run writes
-modelzoo_throughput.partial.json) and prints a markdown table; --docs also
-writes it as a section of docs/benchmarks.md.
+Writes benchmarks/results/modelzoo_throughput.<model>.json (a quick run
+writes modelzoo_throughput.<model>.partial.json) and prints a markdown table
+per model; --docs also writes each as its own section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -47,9 +47,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 DOCS = os.path.join(REPO, "docs", "benchmarks.md")
-BEGIN, END = "<!-- modelzoo_throughput:begin -->", "<!-- modelzoo_throughput:end -->"
 # The model zoo models this benchmark can run: name -> module with main(argv).
-MODELS = {"wdl": "modelzoo.wdl.train"}
+MODELS = {"wdl": "modelzoo.wdl.train", "dlrm": "modelzoo.dlrm.train"}
 CONFIGS = {
     "ev+fused": {"env": {}, "flags": ["--ev", "true", "--emb_fusion", "true"]},
     "ev": {"env": {}, "flags": ["--ev", "true", "--emb_fusion", "false"]},
@@ -76,11 +75,18 @@ def _busy_jiffies() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def run_config(name: str, args, data_dir: str, work: str, round_index: int) -> dict:
+def markers(model: str) -> tuple[str, str]:
+    """The comments that delimit `model`'s generated section of docs/benchmarks.md."""
+    return (f"<!-- modelzoo_throughput:{model}:begin -->",
+            f"<!-- modelzoo_throughput:{model}:end -->")
+
+
+def run_config(model: str, name: str, args, data_dir: str, work: str,
+               round_index: int) -> dict:
     config = CONFIGS[name]
-    out = os.path.join(work, f"{name}-{round_index}")
-    report_path = os.path.join(work, f"{name}-{round_index}.json")
-    argv = [MODELS[args.model], report_path, "--data_location", data_dir,
+    out = os.path.join(work, f"{model}-{name}-{round_index}")
+    report_path = os.path.join(work, f"{model}-{name}-{round_index}.json")
+    argv = [MODELS[model], report_path, "--data_location", data_dir,
             "--output_dir", out, "--steps", str(args.steps), "--batch_size",
             str(args.batch_size), "--train_rows", str(args.train_rows), "--test_rows",
             str(args.test_rows), "--optimizer", args.optimizer, "--learning_rate",
@@ -143,19 +149,22 @@ def summarize(runs: list[dict]) -> dict:
 def render(report: dict) -> str:
     a = report["args"]
     s = report["summary"]
+    model = report["model"]
+    begin, end = markers(model)
+    wide = " (the wide part: Adagrad)" if model == "wdl" else ""
     lines = [
-        BEGIN,
-        f"## Model zoo training throughput, {a['model'].upper()} "
+        begin,
+        f"## Model zoo training throughput, {model.upper()} "
         "(`benchmarks/modelzoo_throughput.py`)",
         "",
         f"- Date: {report['date']}",
         f"- Machine: {report['machine']}",
         f"- Software: {report['software']}",
         f"- Command: `{report['command']}`",
-        f"- Workload: {a['model']} with its default architecture, {a['steps']} steps of "
+        f"- Workload: {model} with its default architecture, {a['steps']} steps of "
         f"batch {a['batch_size']} from scratch ({a['steps'] * a['batch_size']:,} of "
         f"{a['train_rows']:,} generated Criteo-like training rows, Parquet, one pass), "
-        f"optimizer {a['optimizer']} at {a['learning_rate']} (the wide part: Adagrad), "
+        f"optimizer {a['optimizer']} at {a['learning_rate']}{wide}, "
         f"{a['threads']} inter/intra-op threads; AUC on {a['test_rows']:,} test rows; "
         f"{a['rounds']} alternating rounds, fastest kept; wall time "
         f"{report['wall_seconds']:.0f} s.",
@@ -189,18 +198,19 @@ def render(report: dict) -> str:
         lines += ["", f"Goal (ev+fused >= {GOAL_SPEEDUP}x stock samples/s at |AUC - stock| "
                   f"<= {GOAL_AUC}): {speedup:.2f}x, AUC {diff:+.4f} -> "
                   f"**{'met' if s['goal_met'] else 'not met'}**"]
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines) + "\n"
 
 
-def write_docs(text: str) -> None:
+def write_docs(model: str, text: str) -> None:
     old = "# Benchmarks\n"
     if os.path.exists(DOCS):
         with open(DOCS) as f:
             old = f.read()
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text.rstrip("\n") + rest.split(END, 1)[1]
+    begin, end = markers(model)
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + text.rstrip("\n") + rest.split(end, 1)[1]
     else:
         new = old.rstrip("\n") + "\n\n" + text
     with open(DOCS, "w") as f:
@@ -239,7 +249,8 @@ def _machine() -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="wdl")
+    parser.add_argument("--models", default="wdl,dlrm",
+                        help=f"comma-separated, from {sorted(MODELS)}")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch_size", type=int, default=512)
     parser.add_argument("--train_rows", type=int, default=1_048_576)
@@ -264,27 +275,40 @@ def main(argv=None) -> dict:
     unknown = set(configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown --configs {sorted(unknown)}; choose from {list(CONFIGS)}")
+    models = [m for m in args.models.split(",") if m]
+    unknown = set(models) - set(MODELS)
+    if unknown or not models:
+        parser.error(f"bad --models {args.models!r}; choose from {sorted(MODELS)}")
     for flag in ("steps", "batch_size", "train_rows", "test_rows", "threads", "rounds"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-    begin = time.perf_counter()
     work = tempfile.mkdtemp(prefix="modelzoo_throughput_")
     data_dir = args.data_dir or os.path.join(work, "data")
+    return {model: run_model(model, args, configs, data_dir, work) for model in models}
+
+
+def run_model(model: str, args, configs: list[str], data_dir: str, work: str) -> dict:
+    """Runs every round of `configs` for `model`; writes and returns its report."""
+    begin = time.perf_counter()
     runs = []
     for round_index in range(args.rounds):
         order = configs if round_index % 2 == 0 else configs[::-1]
         for name in order:
-            run = run_config(name, args, data_dir, work, round_index)
-            print(f"round {round_index} {name}: {run['samples_per_sec']:,.0f} samples/s, "
-                  f"AUC {run['auc']:.4f}, other-CPU {run['other_cpu']:.0%}", flush=True)
+            run = run_config(model, name, args, data_dir, work, round_index)
+            print(f"{model} round {round_index} {name}: {run['samples_per_sec']:,.0f} "
+                  f"samples/s, AUC {run['auc']:.4f}, other-CPU {run['other_cpu']:.0%}",
+                  flush=True)
             runs.append(run)
     for run in runs:
         expected = run["config"] != "stock"
         if run["deeprec_imported"] != expected:
             raise RuntimeError(f"{run['config']}: deeprec imported = "
                                f"{run['deeprec_imported']}, expected {expected}")
-    shown = {k: v for k, v in vars(args).items() if k not in ("quick", "docs", "extra")}
+    shown = {k: v for k, v in vars(args).items()
+             if k not in ("quick", "docs", "extra", "models")}
+    shown = {"models": model, **shown}
     report = {
+        "model": model,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": _machine(), "software": _software(),
         "command": "python benchmarks/modelzoo_throughput.py " + " ".join(
@@ -293,14 +317,14 @@ def main(argv=None) -> dict:
         "args": vars(args), "runs": runs, "summary": summarize(runs),
         "wall_seconds": time.perf_counter() - begin,
     }
-    name = "modelzoo_throughput" + (".partial" if args.quick else "") + ".json"
+    name = f"modelzoo_throughput.{model}" + (".partial" if args.quick else "") + ".json"
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, name), "w") as f:
         json.dump(report, f, indent=2)
     text = render(report)
     print(text)
     if args.docs and not args.quick:
-        write_docs(text)
+        write_docs(model, text)
     return report
 
 
