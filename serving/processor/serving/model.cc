@@ -1,0 +1,282 @@
+#include "serving/processor/serving/model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "serving/processor/serving/array_convert.h"
+#include "serving/processor/serving/model_loader.h"
+#include "serving/processor/serving/model_store.h"
+#include "tensorflow/core/framework/tensor_shape.pb.h"
+#include "tensorflow/core/platform/env.h"
+#include "tensorflow/core/platform/errors.h"
+#include "tensorflow/core/protobuf/config.pb.h"
+#include "tensorflow/core/public/session_options.h"
+
+namespace deeprec {
+namespace processor {
+namespace {
+
+using tensorflow::Status;
+using tensorflow::eas::PredictRequest;
+using tensorflow::eas::PredictResponse;
+using tensorflow::errors::InvalidArgument;
+
+using TensorInfoMap = google::protobuf::Map<std::string, tensorflow::TensorInfo>;
+
+std::string Keys(const TensorInfoMap& infos) {
+  std::vector<std::string> keys;
+  for (const auto& [key, info] : infos) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  return absl::StrJoin(keys, ", ");
+}
+
+std::string SignatureNames(const tensorflow::MetaGraphDef& meta_graph) {
+  std::vector<std::string> names;
+  for (const auto& [name, signature] : meta_graph.signature_def()) {
+    names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return absl::StrJoin(names, ", ");
+}
+
+// The signature key of `name`, which is a key or the tensor name of one;
+// nullptr when it is neither. (The guide's examples use both.)
+const std::string* Resolve(const TensorInfoMap& infos,
+                           const std::string& name) {
+  const auto by_key = infos.find(name);
+  if (by_key != infos.end()) return &by_key->first;
+  for (const auto& [key, info] : infos) {
+    if (info.name() == name) return &key;
+  }
+  return nullptr;
+}
+
+Status CheckShape(const std::string& name, const tensorflow::TensorShape& shape,
+                  const tensorflow::TensorShapeProto& expected) {
+  if (expected.unknown_rank()) return tensorflow::OkStatus();
+  bool compatible = shape.dims() == expected.dim_size();
+  for (int i = 0; compatible && i < shape.dims(); ++i) {
+    const int64_t want = expected.dim(i).size();
+    compatible = want < 0 || want == shape.dim_size(i);
+  }
+  if (compatible) return tensorflow::OkStatus();
+  std::vector<std::string> dims;
+  for (const auto& dim : expected.dim()) {
+    dims.push_back(dim.size() < 0 ? "?" : std::to_string(dim.size()));
+  }
+  return InvalidArgument("input \"", name, "\" has shape ",
+                         shape.DebugString(), " but the signature expects [",
+                         absl::StrJoin(dims, ","), "]");
+}
+
+Status WaitForCheckpoint(const ModelConfig& config, std::string* prefix) {
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration<double>(config.init_timeout_minutes * 60);
+  while (true) {
+    const Status status = LatestCheckpoint(config.checkpoint_dir, prefix);
+    if (status.ok() || std::chrono::steady_clock::now() >= deadline) {
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, tensorflow::MetaGraphDef meta_graph,
+             std::string model_path, std::unique_ptr<SessionGroup> group)
+    : config_(config),
+      meta_graph_(std::move(meta_graph)),
+      model_path_(std::move(model_path)),
+      group_(std::move(group)),
+      timeline_(config) {}
+
+Status Model::Create(const ModelConfig& config, std::unique_ptr<Model>* model) {
+  tensorflow::MetaGraphDef meta_graph;
+  TF_RETURN_IF_ERROR(ReadServingMetaGraph(config.savedmodel_dir, &meta_graph));
+  if (!meta_graph.signature_def().contains(config.signature_name)) {
+    return InvalidArgument("signature_name \"", config.signature_name,
+                           "\" is not in the SavedModel; it has: ",
+                           SignatureNames(meta_graph));
+  }
+  MarkInferenceLookups(meta_graph.mutable_graph_def());
+
+  std::string model_path = config.savedmodel_dir;
+  std::string prefix = SavedModelVariablesPrefix(config.savedmodel_dir);
+  if (!config.checkpoint_dir.empty()) {
+    TF_RETURN_IF_ERROR(WaitForCheckpoint(config, &prefix));
+    model_path = prefix;
+  }
+
+  tensorflow::SessionOptions options;
+  options.config.set_inter_op_parallelism_threads(
+      config.inter_op_parallelism_threads);
+  options.config.set_intra_op_parallelism_threads(
+      config.intra_op_parallelism_threads);
+  tensorflow::Session* raw_session = nullptr;
+  TF_RETURN_IF_ERROR(tensorflow::NewSession(options, &raw_session));
+  std::unique_ptr<tensorflow::Session> session(raw_session);
+  TF_RETURN_IF_ERROR(session->Create(meta_graph.graph_def()));
+  if (!prefix.empty()) {
+    TF_RETURN_IF_ERROR(RestoreVariables(session.get(), meta_graph, prefix));
+  }
+  TF_RETURN_IF_ERROR(
+      RunInitOp(session.get(), meta_graph, config.savedmodel_dir));
+
+  // The graph is in the session; only the signatures are needed from here.
+  meta_graph.clear_graph_def();
+  auto group = std::make_unique<SessionGroup>(config, std::move(session));
+  std::unique_ptr<Model> loaded(new Model(config, std::move(meta_graph),
+                                          std::move(model_path),
+                                          std::move(group)));
+  if (!config.warmup_file_name.empty()) {
+    TF_RETURN_IF_ERROR(loaded->Warmup(config.warmup_file_name));
+  }
+  *model = std::move(loaded);
+  return tensorflow::OkStatus();
+}
+
+Status Model::Warmup(const std::string& path) {
+  std::string bytes;
+  TF_RETURN_IF_ERROR(
+      tensorflow::ReadFileToString(tensorflow::Env::Default(), path, &bytes));
+  PredictRequest request;
+  if (!request.ParseFromString(bytes)) {
+    return InvalidArgument("warmup_file_name \"", path,
+                           "\" does not hold a serialized PredictRequest");
+  }
+  for (int member = 0; member < group_->size(); ++member) {
+    PredictResponse response;
+    const Status status = Run(member, request, &response, 0);
+    if (!status.ok()) {
+      return InvalidArgument("the warmup request in \"", path,
+                             "\" failed: ", status.message());
+    }
+  }
+  return tensorflow::OkStatus();
+}
+
+Status Model::Predict(const PredictRequest& request,
+                      PredictResponse* response) {
+  const int64_t step = steps_.fetch_add(1, std::memory_order_relaxed) + 1;
+  return Run(group_->Select(), request, response,
+             timeline_.ShouldTrace(step) ? step : 0);
+}
+
+Status Model::Run(int member, const PredictRequest& request,
+                  PredictResponse* response, int64_t trace_step) {
+  const std::string& signature_name = request.signature_name().empty()
+                                          ? config_.signature_name
+                                          : request.signature_name();
+  const auto found = meta_graph_.signature_def().find(signature_name);
+  if (found == meta_graph_.signature_def().end()) {
+    return InvalidArgument("signature_name \"", signature_name,
+                           "\" is not in the model; it has: ",
+                           SignatureNames(meta_graph_));
+  }
+  const tensorflow::SignatureDef& signature = found->second;
+
+  // Requests come as a map: sort the names so errors are reproducible.
+  std::map<std::string, const tensorflow::eas::ArrayProto*> arrays;
+  for (const auto& [name, array] : request.inputs()) arrays[name] = &array;
+  std::vector<std::pair<std::string, tensorflow::Tensor>> feeds;
+  std::set<std::string> fed;
+  for (const auto& [name, array] : arrays) {
+    const std::string* key = Resolve(signature.inputs(), name);
+    if (key == nullptr) {
+      return InvalidArgument("input \"", name, "\" is not an input of "
+                             "signature \"", signature_name, "\"; its inputs "
+                             "are: ", Keys(signature.inputs()));
+    }
+    if (!fed.insert(*key).second) {
+      return InvalidArgument("input \"", *key,
+                             "\" is given twice (by key and by tensor name)");
+    }
+    const tensorflow::TensorInfo& info = signature.inputs().at(*key);
+    if (info.encoding_case() != tensorflow::TensorInfo::kName) {
+      return InvalidArgument("input \"", name,
+                             "\" is a composite tensor, which the processor "
+                             "cannot feed");
+    }
+    tensorflow::Tensor tensor;
+    TF_RETURN_IF_ERROR(ArrayToTensor(name, *array, &tensor));
+    if (tensor.dtype() != info.dtype()) {
+      return InvalidArgument(
+          "input \"", name, "\" has dtype ",
+          tensorflow::DataTypeString(tensor.dtype()),
+          " but the signature expects ",
+          tensorflow::DataTypeString(info.dtype()));
+    }
+    TF_RETURN_IF_ERROR(CheckShape(name, tensor.shape(), info.tensor_shape()));
+    feeds.emplace_back(info.name(), std::move(tensor));
+  }
+  if (fed.size() != static_cast<size_t>(signature.inputs_size())) {
+    std::vector<std::string> missing;
+    for (const auto& [key, info] : signature.inputs()) {
+      if (!fed.count(key)) missing.push_back(key);
+    }
+    std::sort(missing.begin(), missing.end());
+    return InvalidArgument("the request lacks input(s) ",
+                           absl::StrJoin(missing, ", "), " of signature \"",
+                           signature_name, "\"");
+  }
+
+  // Outputs are returned under the names the request used.
+  std::vector<std::string> names(request.output_filter().begin(),
+                                 request.output_filter().end());
+  if (names.empty()) {
+    for (const auto& [key, info] : signature.outputs()) names.push_back(key);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::string> fetches;
+  for (const std::string& name : names) {
+    const std::string* key = Resolve(signature.outputs(), name);
+    if (key == nullptr) {
+      return InvalidArgument("output \"", name, "\" is not an output of "
+                             "signature \"", signature_name, "\"; its outputs "
+                             "are: ", Keys(signature.outputs()));
+    }
+    const tensorflow::TensorInfo& info = signature.outputs().at(*key);
+    if (info.encoding_case() != tensorflow::TensorInfo::kName) {
+      return InvalidArgument("output \"", name,
+                             "\" is a composite tensor, which the processor "
+                             "cannot return");
+    }
+    fetches.push_back(info.name());
+  }
+
+  tensorflow::RunOptions run_options;
+  tensorflow::RunMetadata metadata;
+  if (trace_step > 0) {
+    run_options.set_trace_level(tensorflow::RunOptions::FULL_TRACE);
+  }
+  std::vector<tensorflow::Tensor> outputs;
+  TF_RETURN_IF_ERROR(group_->Run(member, run_options, feeds, fetches,
+                                 &outputs, &metadata));
+  if (trace_step > 0) {
+    const Status written = timeline_.Write(trace_step, metadata.step_stats());
+    if (!written.ok()) {
+      // The request itself succeeded; a lost trace must not fail it.
+      std::fprintf(stderr, "deeprec serving processor: timeline of step %lld "
+                   "not written: %s\n", static_cast<long long>(trace_step),
+                   std::string(written.message()).c_str());
+    }
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    TF_RETURN_IF_ERROR(TensorToArray(names[i], outputs[i],
+                                     &(*response->mutable_outputs())[names[i]]));
+  }
+  return tensorflow::OkStatus();
+}
+
+}  // namespace processor
+}  // namespace deeprec

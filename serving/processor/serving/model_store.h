@@ -1,0 +1,26 @@
+// Finding checkpoint versions in a local checkpoint_dir (user guide §3.38.3,
+// "Model path configuration").
+
+#ifndef SERVING_PROCESSOR_SERVING_MODEL_STORE_H_
+#define SERVING_PROCESSOR_SERVING_MODEL_STORE_H_
+
+#include <string>
+
+#include "tensorflow/core/platform/status.h"
+
+namespace deeprec {
+namespace processor {
+
+// The newest checkpoint under `checkpoint_dir`: each of `checkpoint_dir` and
+// its immediate subdirectories (checkpoint_1/, checkpoint_2/, ...) may hold a
+// TensorFlow "checkpoint" state file naming its latest checkpoint; of those
+// whose .index exists, the one written last wins. A writer updates the state
+// file after the checkpoint's files, so a half-written checkpoint is never
+// picked. NotFound when there is none.
+tensorflow::Status LatestCheckpoint(const std::string& checkpoint_dir,
+                                    std::string* prefix);
+
+}  // namespace processor
+}  // namespace deeprec
+
+#endif  // SERVING_PROCESSOR_SERVING_MODEL_STORE_H_
