@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "serving/processor/serving/model.h"
 #include "serving/processor/serving/model_config.h"
 #include "serving/processor/serving/predict.pb.h"
@@ -106,8 +108,16 @@ PROCESSOR_EXPORT int process(void* model_buf, const void* input_data,
       return Error("process: " + std::string(status.message()), output_data,
                    output_size);
     }
-    return Reply(PROCESSOR_STATUS_OK, response.SerializeAsString(),
-                 output_data, output_size);
+    // Deterministic: map entries in key order, so equal responses are
+    // equal bytes (callers may cache or compare them).
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream stream(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      response.SerializeToCodedStream(&coded);
+    }
+    return Reply(PROCESSOR_STATUS_OK, bytes, output_data, output_size);
   } catch (const std::exception& e) {
     return Error(std::string("process: ") + e.what(), output_data,
                  output_size);

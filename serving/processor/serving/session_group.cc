@@ -1,5 +1,6 @@
 #include "serving/processor/serving/session_group.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,12 +11,14 @@ namespace deeprec {
 namespace processor {
 namespace {
 
-// An Env whose new threads run on a fixed set of CPUs: the pools of a
-// member built on it are pinned from their first instruction.
-class PinnedEnv : public tensorflow::EnvWrapper {
+// An Env whose new threads carry their pool's name (as `top -H` and
+// /proc/<pid>/task/*/comm show it) and, given CPUs, run only on those: the
+// pools of a member built on it are pinned from their first instruction.
+class MemberEnv : public tensorflow::EnvWrapper {
  public:
-  explicit PinnedEnv(const std::vector<int>& cpus)
-      : tensorflow::EnvWrapper(tensorflow::Env::Default()) {
+  explicit MemberEnv(const std::vector<int>& cpus)
+      : tensorflow::EnvWrapper(tensorflow::Env::Default()),
+        pinned_(!cpus.empty()) {
     CPU_ZERO(&cpus_);
     for (int cpu : cpus) CPU_SET(cpu, &cpus_);
   }
@@ -23,16 +26,21 @@ class PinnedEnv : public tensorflow::EnvWrapper {
   tensorflow::Thread* StartThread(const tensorflow::ThreadOptions& options,
                                   const std::string& name,
                                   absl::AnyInvocable<void()> fn) override {
+    // Linux keeps 15 characters of a thread name.
     return EnvWrapper::StartThread(
-        options, name, [cpus = cpus_, fn = std::move(fn)]() mutable {
+        options, name,
+        [pinned = pinned_, cpus = cpus_, short_name = name.substr(0, 15),
+         fn = std::move(fn)]() mutable {
+          pthread_setname_np(pthread_self(), short_name.c_str());
           // pid 0 is the calling thread. The CPUs were checked against the
           // process's affinity when the config was parsed.
-          sched_setaffinity(0, sizeof(cpus), &cpus);
+          if (pinned) sched_setaffinity(0, sizeof(cpus), &cpus);
           fn();
         });
   }
 
  private:
+  bool pinned_;
   cpu_set_t cpus_;
 };
 
@@ -77,12 +85,10 @@ SessionGroup::SessionGroup(const ModelConfig& config,
     const std::vector<int> no_cpus;
     const std::vector<int>& cpus =
         config.cpusets.empty() ? no_cpus : config.cpusets[i];
-    tensorflow::Env* env = tensorflow::Env::Default();
-    if (!cpus.empty()) {
-      member.env = std::make_unique<PinnedEnv>(cpus);
-      env = member.env.get();
-    }
-    const std::string name = "deeprec_session" + std::to_string(i);
+    member.env = std::make_unique<MemberEnv>(cpus);
+    tensorflow::Env* env = member.env.get();
+    // Threads are named tf_sg<i>_inter and tf_sg<i>_intra.
+    const std::string name = "sg" + std::to_string(i);
     member.inter_op = std::make_unique<Pool>(
         env, name + "_inter",
         ThreadCount(config.inter_op_parallelism_threads, cpus));

@@ -78,7 +78,7 @@ class SessionGroup {
   };
 
   struct Member {
-    std::unique_ptr<tensorflow::Env> env;  // Pins threads to a cpuset.
+    std::unique_ptr<tensorflow::Env> env;  // Names and pins the threads.
     std::unique_ptr<Pool> inter_op;
     std::unique_ptr<Pool> intra_op;
     tensorflow::thread::ThreadPoolOptions pools;  // Null pools: the session's.
