@@ -22,7 +22,9 @@ def _tf_flags():
 
 PROCESSOR_DIR = "serving/processor/serving"
 PROTO = f"{PROCESSOR_DIR}/predict.proto"
-PROCESSOR = "deeprec/serving/libserving_processor.so"
+# In a folder that is no Python package, so that nothing takes it for an
+# extension module (pkgutil lists every *.so of a package as one).
+PROCESSOR = "deeprec/serving/lib/libserving_processor.so"
 PREDICT_PB2 = "deeprec/serving/predict_pb2.py"
 
 
@@ -58,15 +60,14 @@ class BuildOps(build_ext):
 
         The processor links TensorFlow's libraries and the op library (so
         that EmbeddingVariable kernels are registered when a C program
-        dlopens it), found at run time next to it ($ORIGIN/..) and in the
+        dlopens it), found at run time in the package ($ORIGIN/../..) and in the
         TensorFlow it was built against.
         """
         generated = os.path.join(self.build_temp, "generated")
         os.makedirs(generated, exist_ok=True)
         self.spawn([_protoc(), "-I.", f"--cpp_out={generated}", f"--python_out={generated}",
                     PROTO])
-        package = os.path.join(self.build_lib, "deeprec", "serving")
-        os.makedirs(package, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.join(self.build_lib, PROCESSOR)), exist_ok=True)
         shutil.copyfile(os.path.join(generated, PROCESSOR_DIR, "predict_pb2.py"),
                         os.path.join(self.build_lib, PREDICT_PB2))
         sources = sorted(glob.glob(f"{PROCESSOR_DIR}/*.cc"))
@@ -85,13 +86,14 @@ class BuildOps(build_ext):
                 f"-L{os.path.dirname(ops_library)}",
                 f"-l:{os.path.basename(ops_library)}",
                 f"-Wl,--version-script={PROCESSOR_DIR}/exported_symbols.lds",
-                "-Wl,-rpath,$ORIGIN/..:$ORIGIN/../../tensorflow:" + tf_dir])
+                "-Wl,-rpath,$ORIGIN/../..:$ORIGIN/../../../tensorflow:" + tf_dir])
 
     def run(self):
         super().run()
         self._build_processor()
         if self.inplace:
             for path in (PROCESSOR, PREDICT_PB2):
+                self.mkpath(os.path.dirname(path))
                 self.copy_file(os.path.join(self.build_lib, path), path)
         # Written beside the library wherever it lands (build tree, and the
         # source tree for in-place and editable builds) so that deeprec can

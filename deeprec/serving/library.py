@@ -25,7 +25,7 @@ def processor_library() -> str:
       >>> hasattr(lib, "initialize") and hasattr(lib, "free_output_data")
       True
     """
-    path = os.path.join(_HERE, "libserving_processor.so")
+    path = os.path.join(_HERE, "lib", "libserving_processor.so")
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"{path} is missing; build deeprec with `pip install .` or "

@@ -19,15 +19,16 @@ using tensorflow::eas::ArrayProto;
 using tensorflow::errors::InvalidArgument;
 
 // ArrayDataType's numbers are TensorFlow's DataType numbers.
-DataType ToDataType(ArrayDataType dtype) { return static_cast<DataType>(dtype); }
+DataType ToDataType(ArrayDataType dtype) {
+  return static_cast<DataType>(dtype);
+}
 
 template <typename T, typename Values>
 Status Fill(const std::string& name, const Values& values, Tensor* tensor) {
   if (values.size() != tensor->NumElements()) {
-    return InvalidArgument("input \"", name, "\" has ", values.size(),
-                           " values but its shape ",
-                           tensor->shape().DebugString(), " needs ",
-                           tensor->NumElements());
+    return InvalidArgument(
+        "input \"", name, "\" has ", values.size(), " values but its shape ",
+        tensor->shape().DebugString(), " needs ", tensor->NumElements());
   }
   auto flat = tensor->flat<T>();
   for (int i = 0; i < values.size(); ++i) {
@@ -35,10 +36,9 @@ Status Fill(const std::string& name, const Values& values, Tensor* tensor) {
                   sizeof(T) < sizeof(int32_t)) {
       if (values[i] < std::numeric_limits<T>::min() ||
           values[i] > std::numeric_limits<T>::max()) {
-        return InvalidArgument(
-            "input \"", name, "\" has value ", values[i], " at ", i,
-            ", outside the range of ",
-            tensorflow::DataTypeString(tensor->dtype()));
+        return InvalidArgument("input \"", name, "\" has value ", values[i],
+                               " at ", i, ", outside the range of ",
+                               tensorflow::DataTypeString(tensor->dtype()));
       }
     }
     flat(i) = static_cast<T>(values[i]);
@@ -80,8 +80,8 @@ Status ArrayToTensor(const std::string& name, const ArrayProto& array,
     default:
       return InvalidArgument(
           "input \"", name, "\" has dtype ",
-          tensorflow::eas::ArrayDataType_Name(array.dtype()),
-          " (", static_cast<int>(array.dtype()),
+          tensorflow::eas::ArrayDataType_Name(array.dtype()), " (",
+          static_cast<int>(array.dtype()),
           "); supported: DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT16, DT_INT8, "
           "DT_UINT8, DT_INT64, DT_STRING, DT_BOOL");
   }

@@ -28,7 +28,8 @@ using tensorflow::eas::PredictRequest;
 using tensorflow::eas::PredictResponse;
 using tensorflow::errors::InvalidArgument;
 
-using TensorInfoMap = google::protobuf::Map<std::string, tensorflow::TensorInfo>;
+using TensorInfoMap =
+    google::protobuf::Map<std::string, tensorflow::TensorInfo>;
 
 std::string Keys(const TensorInfoMap& infos) {
   std::vector<std::string> keys;
@@ -71,8 +72,8 @@ Status CheckShape(const std::string& name, const tensorflow::TensorShape& shape,
   for (const auto& dim : expected.dim()) {
     dims.push_back(dim.size() < 0 ? "?" : std::to_string(dim.size()));
   }
-  return InvalidArgument("input \"", name, "\" has shape ",
-                         shape.DebugString(), " but the signature expects [",
+  return InvalidArgument("input \"", name, "\" has shape ", shape.DebugString(),
+                         " but the signature expects [",
                          absl::StrJoin(dims, ","), "]");
 }
 
@@ -103,9 +104,9 @@ Status Model::Create(const ModelConfig& config, std::unique_ptr<Model>* model) {
   tensorflow::MetaGraphDef meta_graph;
   TF_RETURN_IF_ERROR(ReadServingMetaGraph(config.savedmodel_dir, &meta_graph));
   if (!meta_graph.signature_def().contains(config.signature_name)) {
-    return InvalidArgument("signature_name \"", config.signature_name,
-                           "\" is not in the SavedModel; it has: ",
-                           SignatureNames(meta_graph));
+    return InvalidArgument(
+        "signature_name \"", config.signature_name,
+        "\" is not in the SavedModel; it has: ", SignatureNames(meta_graph));
   }
   MarkInferenceLookups(meta_graph.mutable_graph_def());
 
@@ -134,9 +135,8 @@ Status Model::Create(const ModelConfig& config, std::unique_ptr<Model>* model) {
   // The graph is in the session; only the signatures are needed from here.
   meta_graph.clear_graph_def();
   auto group = std::make_unique<SessionGroup>(config, std::move(session));
-  std::unique_ptr<Model> loaded(new Model(config, std::move(meta_graph),
-                                          std::move(model_path),
-                                          std::move(group)));
+  std::unique_ptr<Model> loaded(new Model(
+      config, std::move(meta_graph), std::move(model_path), std::move(group)));
   if (!config.warmup_file_name.empty()) {
     TF_RETURN_IF_ERROR(loaded->Warmup(config.warmup_file_name));
   }
@@ -178,9 +178,9 @@ Status Model::Run(int member, const PredictRequest& request,
                                           : request.signature_name();
   const auto found = meta_graph_.signature_def().find(signature_name);
   if (found == meta_graph_.signature_def().end()) {
-    return InvalidArgument("signature_name \"", signature_name,
-                           "\" is not in the model; it has: ",
-                           SignatureNames(meta_graph_));
+    return InvalidArgument(
+        "signature_name \"", signature_name,
+        "\" is not in the model; it has: ", SignatureNames(meta_graph_));
   }
   const tensorflow::SignatureDef& signature = found->second;
 
@@ -192,9 +192,13 @@ Status Model::Run(int member, const PredictRequest& request,
   for (const auto& [name, array] : arrays) {
     const std::string* key = Resolve(signature.inputs(), name);
     if (key == nullptr) {
-      return InvalidArgument("input \"", name, "\" is not an input of "
-                             "signature \"", signature_name, "\"; its inputs "
-                             "are: ", Keys(signature.inputs()));
+      return InvalidArgument("input \"", name,
+                             "\" is not an input of "
+                             "signature \"",
+                             signature_name,
+                             "\"; its inputs "
+                             "are: ",
+                             Keys(signature.inputs()));
     }
     if (!fed.insert(*key).second) {
       return InvalidArgument("input \"", *key,
@@ -209,11 +213,10 @@ Status Model::Run(int member, const PredictRequest& request,
     tensorflow::Tensor tensor;
     TF_RETURN_IF_ERROR(ArrayToTensor(name, *array, &tensor));
     if (tensor.dtype() != info.dtype()) {
-      return InvalidArgument(
-          "input \"", name, "\" has dtype ",
-          tensorflow::DataTypeString(tensor.dtype()),
-          " but the signature expects ",
-          tensorflow::DataTypeString(info.dtype()));
+      return InvalidArgument("input \"", name, "\" has dtype ",
+                             tensorflow::DataTypeString(tensor.dtype()),
+                             " but the signature expects ",
+                             tensorflow::DataTypeString(info.dtype()));
     }
     TF_RETURN_IF_ERROR(CheckShape(name, tensor.shape(), info.tensor_shape()));
     feeds.emplace_back(info.name(), std::move(tensor));
@@ -241,9 +244,13 @@ Status Model::Run(int member, const PredictRequest& request,
   for (const std::string& name : names) {
     const std::string* key = Resolve(signature.outputs(), name);
     if (key == nullptr) {
-      return InvalidArgument("output \"", name, "\" is not an output of "
-                             "signature \"", signature_name, "\"; its outputs "
-                             "are: ", Keys(signature.outputs()));
+      return InvalidArgument("output \"", name,
+                             "\" is not an output of "
+                             "signature \"",
+                             signature_name,
+                             "\"; its outputs "
+                             "are: ",
+                             Keys(signature.outputs()));
     }
     const tensorflow::TensorInfo& info = signature.outputs().at(*key);
     if (info.encoding_case() != tensorflow::TensorInfo::kName) {
@@ -260,20 +267,22 @@ Status Model::Run(int member, const PredictRequest& request,
     run_options.set_trace_level(tensorflow::RunOptions::FULL_TRACE);
   }
   std::vector<tensorflow::Tensor> outputs;
-  TF_RETURN_IF_ERROR(group_->Run(member, run_options, feeds, fetches,
-                                 &outputs, &metadata));
+  TF_RETURN_IF_ERROR(
+      group_->Run(member, run_options, feeds, fetches, &outputs, &metadata));
   if (trace_step > 0) {
     const Status written = timeline_.Write(trace_step, metadata.step_stats());
     if (!written.ok()) {
       // The request itself succeeded; a lost trace must not fail it.
-      std::fprintf(stderr, "deeprec serving processor: timeline of step %lld "
-                   "not written: %s\n", static_cast<long long>(trace_step),
+      std::fprintf(stderr,
+                   "deeprec serving processor: timeline of step %lld "
+                   "not written: %s\n",
+                   static_cast<long long>(trace_step),
                    std::string(written.message()).c_str());
     }
   }
   for (size_t i = 0; i < names.size(); ++i) {
-    TF_RETURN_IF_ERROR(TensorToArray(names[i], outputs[i],
-                                     &(*response->mutable_outputs())[names[i]]));
+    TF_RETURN_IF_ERROR(TensorToArray(
+        names[i], outputs[i], &(*response->mutable_outputs())[names[i]]));
   }
   return tensorflow::OkStatus();
 }

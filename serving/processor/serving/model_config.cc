@@ -73,8 +73,9 @@ class JsonParser {
   }
 
   void SkipSpace() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
+            text_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -351,12 +352,15 @@ const std::map<std::string, std::string>& UnsupportedKeys() {
       {"use_multi_stream", "this processor runs on CPU only"},
       {"enable_device_placement_optimization",
        "this processor runs on CPU only"},
-      {"ev_storage_type", "multi-tier EmbeddingVariable storage is not "
-                          "supported"},
-      {"ev_storage_path", "multi-tier EmbeddingVariable storage is not "
-                          "supported"},
-      {"ev_storage_size", "multi-tier EmbeddingVariable storage is not "
-                          "supported"},
+      {"ev_storage_type",
+       "multi-tier EmbeddingVariable storage is not "
+       "supported"},
+      {"ev_storage_path",
+       "multi-tier EmbeddingVariable storage is not "
+       "supported"},
+      {"ev_storage_size",
+       "multi-tier EmbeddingVariable storage is not "
+       "supported"},
       {"model_update_inter_threads", "live model updates are not supported"},
       {"model_update_intra_threads", "live model updates are not supported"},
   };
@@ -529,9 +533,9 @@ Status ParseModelConfig(const std::string& json, ModelConfig* config) {
     }
   }
   if (config->timeline_trace_count > 0 && config->timeline_path.empty()) {
-    return InvalidArgument(
-        "model_config: \"timeline_trace_count\" is ",
-        config->timeline_trace_count, " but \"timeline_path\" is not set");
+    return InvalidArgument("model_config: \"timeline_trace_count\" is ",
+                           config->timeline_trace_count,
+                           " but \"timeline_path\" is not set");
   }
   return tensorflow::OkStatus();
 }

@@ -98,8 +98,7 @@ Status ReadServingMetaGraph(const std::string& export_dir,
   }
   return tensorflow::errors::NotFound(
       "the SavedModel in \"", export_dir, "\" has no MetaGraphDef tagged \"",
-      kServeTag,
-      "\"; its tag sets are: ", absl::StrJoin(tag_sets, " "));
+      kServeTag, "\"; its tag sets are: ", absl::StrJoin(tag_sets, " "));
 }
 
 int MarkInferenceLookups(tensorflow::GraphDef* graph_def) {
@@ -115,9 +114,8 @@ std::string SavedModelVariablesPrefix(const std::string& export_dir) {
   const std::string prefix = tensorflow::io::JoinPath(
       export_dir, tensorflow::kSavedModelVariablesDirectory,
       tensorflow::kSavedModelVariablesFilename);
-  return tensorflow::Env::Default()->FileExists(prefix + ".index").ok()
-             ? prefix
-             : "";
+  return tensorflow::Env::Default()->FileExists(prefix + ".index").ok() ? prefix
+                                                                        : "";
 }
 
 Status RestoreVariables(tensorflow::Session* session,
@@ -131,9 +129,8 @@ Status RestoreVariables(tensorflow::Session* session,
   }
   Tensor filename(tensorflow::DT_STRING, tensorflow::TensorShape({}));
   filename.scalar<tensorflow::tstring>()() = checkpoint_prefix;
-  const Status status =
-      session->Run({{saver.filename_tensor_name(), filename}}, {},
-                   {saver.restore_op_name()}, nullptr);
+  const Status status = session->Run({{saver.filename_tensor_name(), filename}},
+                                     {}, {saver.restore_op_name()}, nullptr);
   if (!status.ok()) {
     return tensorflow::errors::CreateWithUpdatedMessage(
         status, "restoring checkpoint \"" + checkpoint_prefix +

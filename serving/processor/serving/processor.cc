@@ -119,13 +119,11 @@ PROCESSOR_EXPORT int process(void* model_buf, const void* input_data,
     }
     return Reply(PROCESSOR_STATUS_OK, bytes, output_data, output_size);
   } catch (const std::exception& e) {
-    return Error(std::string("process: ") + e.what(), output_data,
-                 output_size);
+    return Error(std::string("process: ") + e.what(), output_data, output_size);
   }
 }
 
-PROCESSOR_EXPORT int get_serving_model_info(void* model_buf,
-                                            void** output_data,
+PROCESSOR_EXPORT int get_serving_model_info(void* model_buf, void** output_data,
                                             int* output_size) {
   try {
     if (model_buf == nullptr) {

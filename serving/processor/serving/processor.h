@@ -25,8 +25,7 @@ extern "C" {
  * Returns the model handle for process(), with *state = 0; on failure
  * returns NULL with *state = -1 and writes the reason, which names the bad
  * config key or value, to stderr. */
-void* initialize(const char* model_entry, const char* model_config,
-                 int* state);
+void* initialize(const char* model_entry, const char* model_config, int* state);
 
 /* Runs one request: `input_data` holds `input_size` bytes of a serialized
  * PredictRequest. Returns 200 with a serialized PredictResponse in
@@ -49,4 +48,4 @@ void free_output_data(void* output_data);
 }  // extern "C"
 #endif
 
-#endif  /* SERVING_PROCESSOR_SERVING_PROCESSOR_H_ */
+#endif /* SERVING_PROCESSOR_SERVING_PROCESSOR_H_ */

@@ -46,8 +46,8 @@ tensorflow::Status Timeline::Write(int64_t step,
   tensorflow::Env* env = tensorflow::Env::Default();
   TF_RETURN_IF_ERROR(env->RecursivelyCreateDir(path_));
   return tensorflow::WriteStringToFile(
-      env, tensorflow::io::JoinPath(path_, absl::StrCat("timeline_", step,
-                                                        ".json")),
+      env,
+      tensorflow::io::JoinPath(path_, absl::StrCat("timeline_", step, ".json")),
       ChromeTrace(stats));
 }
 
@@ -67,10 +67,9 @@ std::string ChromeTrace(const tensorflow::StepStats& stats) {
       const std::string& label = node.timeline_label();
       add(absl::StrCat(
           R"({"ph": "X", "cat": "Op", "name": )", JsonString(node.node_name()),
-          R"(, "pid": )", pid, R"(, "tid": )", node.thread_id(),
-          R"(, "ts": )", node.all_start_micros(), R"(, "dur": )",
-          node.all_end_rel_micros(), R"(, "args": {"label": )",
-          JsonString(label), "}}"));
+          R"(, "pid": )", pid, R"(, "tid": )", node.thread_id(), R"(, "ts": )",
+          node.all_start_micros(), R"(, "dur": )", node.all_end_rel_micros(),
+          R"(, "args": {"label": )", JsonString(label), "}}"));
     }
   }
   out += "\n]}\n";
