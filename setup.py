@@ -24,8 +24,10 @@ PROCESSOR_DIR = "serving/processor/serving"
 PROTO = f"{PROCESSOR_DIR}/predict.proto"
 # In a folder that is no Python package, so that nothing takes it for an
 # extension module (pkgutil lists every *.so of a package as one).
-PROCESSOR = "deeprec/serving/lib/libserving_processor.so"
+PROCESSOR_LIB_DIR = "deeprec/serving/lib"
+PROCESSOR = f"{PROCESSOR_LIB_DIR}/libserving_processor.so"
 PREDICT_PB2 = "deeprec/serving/predict_pb2.py"
+SHIPPED_SOURCES = (PROTO, f"{PROCESSOR_DIR}/processor.h")
 
 
 def _protoc():
@@ -60,16 +62,19 @@ class BuildOps(build_ext):
 
         The processor links TensorFlow's libraries and the op library (so
         that EmbeddingVariable kernels are registered when a C program
-        dlopens it), found at run time in the package ($ORIGIN/../..) and in the
-        TensorFlow it was built against.
+        dlopens it), found at run time in the package ($ORIGIN/../..) and
+        in the TensorFlow it was built against.
         """
         generated = os.path.join(self.build_temp, "generated")
         os.makedirs(generated, exist_ok=True)
         self.spawn([_protoc(), "-I.", f"--cpp_out={generated}", f"--python_out={generated}",
                     PROTO])
-        os.makedirs(os.path.dirname(os.path.join(self.build_lib, PROCESSOR)), exist_ok=True)
+        os.makedirs(os.path.join(self.build_lib, PROCESSOR_LIB_DIR), exist_ok=True)
         shutil.copyfile(os.path.join(generated, PROCESSOR_DIR, "predict_pb2.py"),
                         os.path.join(self.build_lib, PREDICT_PB2))
+        for path in SHIPPED_SOURCES:  # for C/C++ clients, beside the library
+            shutil.copyfile(path, os.path.join(self.build_lib, PROCESSOR_LIB_DIR,
+                                               os.path.basename(path)))
         sources = sorted(glob.glob(f"{PROCESSOR_DIR}/*.cc"))
         sources.append(os.path.join(generated, PROCESSOR_DIR, "predict.pb.cc"))
         objects = self.compiler.compile(
@@ -82,7 +87,8 @@ class BuildOps(build_ext):
             objects, os.path.join(self.build_lib, PROCESSOR), target_lang="c++",
             # Nothing here references the op library or libtensorflow_cc's
             # session factory by symbol: --no-as-needed keeps them loaded.
-            extra_postargs=["-Wl,--no-as-needed", "-l:libtensorflow_cc.so.2"] + self._link_flags + [
+            extra_postargs=[
+                "-Wl,--no-as-needed", "-l:libtensorflow_cc.so.2", *self._link_flags,
                 f"-L{os.path.dirname(ops_library)}",
                 f"-l:{os.path.basename(ops_library)}",
                 f"-Wl,--version-script={PROCESSOR_DIR}/exported_symbols.lds",
@@ -92,8 +98,9 @@ class BuildOps(build_ext):
         super().run()
         self._build_processor()
         if self.inplace:
-            for path in (PROCESSOR, PREDICT_PB2):
-                self.mkpath(os.path.dirname(path))
+            self.mkpath(PROCESSOR_LIB_DIR)
+            shipped = [f"{PROCESSOR_LIB_DIR}/{os.path.basename(p)}" for p in SHIPPED_SOURCES]
+            for path in (PROCESSOR, PREDICT_PB2, *shipped):
                 self.copy_file(os.path.join(self.build_lib, path), path)
         # Written beside the library wherever it lands (build tree, and the
         # source tree for in-place and editable builds) so that deeprec can

@@ -362,10 +362,13 @@ C_CLIENT = r"""
 #include <stdlib.h>
 #include <string.h>
 
-typedef void* (*InitializeFn)(const char*, const char*, int*);
-typedef int (*ProcessFn)(void*, const void*, int, void**, int*);
-typedef int (*InfoFn)(void*, void**, int*);
-typedef void (*FreeFn)(void*);
+#include "processor.h"
+
+/* The library is dlopened: the header gives the functions' types. */
+typedef __typeof__(initialize)* InitializeFn;
+typedef __typeof__(process)* ProcessFn;
+typedef __typeof__(get_serving_model_info)* InfoFn;
+typedef __typeof__(free_output_data)* FreeFn;
 
 static ProcessFn process_fn;
 static FreeFn free_fn;
@@ -396,7 +399,8 @@ static void* worker(void* arg) {
     int size = 0;
     int status = process_fn(model, request, (int)request_size, &out, &size);
     pthread_mutex_lock(&mu);
-    if (status != 200 || size != first_size || memcmp(out, first_output, size) != 0) {
+    if (status != PROCESSOR_STATUS_OK || size != first_size ||
+        memcmp(out, first_output, size) != 0) {
       ++mismatches;
     }
     pthread_mutex_unlock(&mu);
@@ -460,8 +464,8 @@ def test_c_program_dlopens_the_processor(wdl, tmp_path):
         pytest.skip("no C compiler")
     source, binary = tmp_path / "client.c", tmp_path / "client"
     source.write_text(C_CLIENT)
-    subprocess.run([compiler, "-O1", "-Wall", "-Werror", "-o", str(binary), str(source),
-                    "-ldl", "-lpthread"], check=True)
+    subprocess.run([compiler, "-O1", "-Wall", "-Werror", "-I", os.path.dirname(processor_library()),
+                    "-o", str(binary), str(source), "-ldl", "-lpthread"], check=True)
     config = tmp_path / "model_config.json"
     config.write_text(json.dumps({
         "savedmodel_dir": wdl["paths"]["savedmodel_dir"], "session_num": 2,
