@@ -52,7 +52,7 @@ from deeprec.embedding import (
     get_embedding_variable,
     get_multihash_variable,
 )
-from deeprec.serving.export import install_export_hook as _install_export_hook
+from deeprec.serving.export import _install_export_hook
 
 _install_export_hook()
 

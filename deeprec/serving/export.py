@@ -70,7 +70,7 @@ def _tag_and_add_meta_graph(self, meta_graph_def, tags, signature_def_map):
     return _original_tag_and_add(self, meta_graph_def, tags, signature_def_map)
 
 
-def install_export_hook() -> None:
+def _install_export_hook() -> None:
     """Makes SavedModel builders mark the lookups of "serve" meta graphs (idempotent).
 
     Called when deeprec is imported. Every builder (`SavedModelBuilder`, the
