@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -485,3 +486,82 @@ def test_c_program_dlopens_the_processor(wdl, tmp_path):
                                    rtol=0, atol=1e-6)
     model_info = predict_pb2.ServingModelInfo.FromString(info.read_bytes())
     assert model_info.model_path == wdl["paths"]["savedmodel_dir"]
+
+
+def _publish(source_prefix, version_dir):
+    """Copies a checkpoint into `version_dir` as a writer would: its files
+    first, then the state file that names it."""
+    os.makedirs(version_dir)
+    name = os.path.basename(source_prefix)
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copyfile(source_prefix + suffix, os.path.join(version_dir, name + suffix))
+    with open(os.path.join(version_dir, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "{name}"\n')
+    return os.path.join(version_dir, name)
+
+
+def _wait_for_model_path(proc, path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while proc.model_path() != path:
+        assert time.monotonic() < deadline, f"still serving {proc.model_path()}"
+        time.sleep(0.05)
+
+
+def test_checkpoint_update_and_rollback_under_load(wdl, tmp_path):
+    paths = wdl["paths"]
+    first = _publish(paths["checkpoint_1"], str(tmp_path / "ckpt" / "checkpoint_1"))
+    proc = Processor(savedmodel_dir=paths["savedmodel_dir"], checkpoint_dir=str(tmp_path / "ckpt"),
+                     session_num=2, use_per_session_threads=True, inter_op_parallelism_threads=1,
+                     intra_op_parallelism_threads=1)
+    assert proc.model_path() == first
+    req = sm.request(wdl["probe"], output_filter=["probability"])
+    versions = {"10": wdl["at_10"], "20": wdl["at_20"]}
+    seen, errors, stop = [], [], threading.Event()
+
+    def work():
+        try:
+            while not stop.is_set():
+                out = proc.predict(req)["probability"]
+                # Every answer comes wholly from one version.
+                match = [k for k, v in versions.items() if np.abs(out - v).max() <= 1e-6]
+                assert match, "an answer from no version"
+                seen.append(match[0])
+        except Exception as e:  # Re-raised below.
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        second = _publish(paths["checkpoint_2"], str(tmp_path / "ckpt" / "checkpoint_2"))
+        _wait_for_model_path(proc, second)
+        time.sleep(0.3)
+        shutil.rmtree(tmp_path / "ckpt" / "checkpoint_2")  # roll back
+        _wait_for_model_path(proc, first)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[0]
+    assert {"10", "20"} <= set(seen)
+    switches = sum(a != b for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] == "10" and switches >= 2
+    np.testing.assert_allclose(proc.predict(req)["probability"], wdl["at_10"], atol=1e-6)
+
+
+def test_a_broken_version_is_skipped(wdl, tmp_path, capfd):
+    paths = wdl["paths"]
+    first = _publish(paths["checkpoint_1"], str(tmp_path / "ckpt" / "checkpoint_1"))
+    proc = Processor(savedmodel_dir=paths["savedmodel_dir"], checkpoint_dir=str(tmp_path / "ckpt"))
+    broken = _publish(paths["checkpoint_2"], str(tmp_path / "ckpt" / "checkpoint_2"))
+    with open(broken + ".data-00000-of-00001", "r+b") as f:
+        f.truncate(16)
+    deadline = time.monotonic() + 30
+    while f'checkpoint "{broken}" not loaded' not in capfd.readouterr().err:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert proc.model_path() == first
+    out = proc.predict(sm.request(wdl["probe"]))
+    np.testing.assert_allclose(out["probability"], wdl["at_10"], atol=1e-6)

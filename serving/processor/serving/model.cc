@@ -77,12 +77,17 @@ Status CheckShape(const std::string& name, const tensorflow::TensorShape& shape,
                          absl::StrJoin(dims, ","), "]");
 }
 
-Status WaitForCheckpoint(const ModelConfig& config, std::string* prefix) {
+// How often the watcher looks for a new checkpoint version: a few stat
+// calls, cheap next to serving.
+constexpr std::chrono::seconds kCheckpointPollInterval(1);
+
+Status WaitForCheckpoint(const ModelConfig& config,
+                         CheckpointVersion* checkpoint) {
   const auto deadline =
       std::chrono::steady_clock::now() +
       std::chrono::duration<double>(config.init_timeout_minutes * 60);
   while (true) {
-    const Status status = LatestCheckpoint(config.checkpoint_dir, prefix);
+    const Status status = LatestCheckpoint(config.checkpoint_dir, checkpoint);
     if (status.ok() || std::chrono::steady_clock::now() >= deadline) {
       return status;
     }
@@ -93,12 +98,26 @@ Status WaitForCheckpoint(const ModelConfig& config, std::string* prefix) {
 }  // namespace
 
 Model::Model(const ModelConfig& config, tensorflow::MetaGraphDef meta_graph,
-             std::string model_path, std::unique_ptr<SessionGroup> group)
+             std::optional<PredictRequest> warmup)
     : config_(config),
       meta_graph_(std::move(meta_graph)),
-      model_path_(std::move(model_path)),
-      group_(std::move(group)),
-      timeline_(config) {}
+      warmup_(std::move(warmup)),
+      timeline_(config),
+      group_(config) {}
+
+Model::~Model() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  stop_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+Model::Version::~Version() {
+  // The last request on this version has finished: nothing runs any more.
+  session->Close().IgnoreError();
+}
 
 Status Model::Create(const ModelConfig& config, std::unique_ptr<Model>* model) {
   tensorflow::MetaGraphDef meta_graph;
@@ -109,70 +128,117 @@ Status Model::Create(const ModelConfig& config, std::unique_ptr<Model>* model) {
         "\" is not in the SavedModel; it has: ", SignatureNames(meta_graph));
   }
   MarkInferenceLookups(meta_graph.mutable_graph_def());
-
-  std::string model_path = config.savedmodel_dir;
-  std::string prefix = SavedModelVariablesPrefix(config.savedmodel_dir);
-  if (!config.checkpoint_dir.empty()) {
-    TF_RETURN_IF_ERROR(WaitForCheckpoint(config, &prefix));
-    model_path = prefix;
-  }
-
-  tensorflow::SessionOptions options;
-  options.config.set_inter_op_parallelism_threads(
-      config.inter_op_parallelism_threads);
-  options.config.set_intra_op_parallelism_threads(
-      config.intra_op_parallelism_threads);
-  tensorflow::Session* raw_session = nullptr;
-  TF_RETURN_IF_ERROR(tensorflow::NewSession(options, &raw_session));
-  std::unique_ptr<tensorflow::Session> session(raw_session);
-  TF_RETURN_IF_ERROR(session->Create(meta_graph.graph_def()));
-  if (!prefix.empty()) {
-    TF_RETURN_IF_ERROR(RestoreVariables(session.get(), meta_graph, prefix));
-  }
-  TF_RETURN_IF_ERROR(
-      RunInitOp(session.get(), meta_graph, config.savedmodel_dir));
-
-  // The graph is in the session; only the signatures are needed from here.
-  meta_graph.clear_graph_def();
-  auto group = std::make_unique<SessionGroup>(config, std::move(session));
-  std::unique_ptr<Model> loaded(new Model(
-      config, std::move(meta_graph), std::move(model_path), std::move(group)));
+  std::optional<PredictRequest> warmup;
   if (!config.warmup_file_name.empty()) {
-    TF_RETURN_IF_ERROR(loaded->Warmup(config.warmup_file_name));
+    std::string bytes;
+    TF_RETURN_IF_ERROR(tensorflow::ReadFileToString(
+        tensorflow::Env::Default(), config.warmup_file_name, &bytes));
+    warmup.emplace();
+    if (!warmup->ParseFromString(bytes)) {
+      return InvalidArgument("warmup_file_name \"", config.warmup_file_name,
+                             "\" does not hold a serialized PredictRequest");
+    }
+  }
+  CheckpointVersion checkpoint{
+      SavedModelVariablesPrefix(config.savedmodel_dir)};
+  if (!config.checkpoint_dir.empty()) {
+    TF_RETURN_IF_ERROR(WaitForCheckpoint(config, &checkpoint));
+  }
+  std::unique_ptr<Model> loaded(
+      new Model(config, std::move(meta_graph), std::move(warmup)));
+  TF_RETURN_IF_ERROR(loaded->Load(checkpoint, &loaded->current_));
+  if (!config.checkpoint_dir.empty()) {
+    loaded->watcher_ =
+        std::thread([m = loaded.get()] { m->WatchCheckpoints(); });
   }
   *model = std::move(loaded);
   return tensorflow::OkStatus();
 }
 
-Status Model::Warmup(const std::string& path) {
-  std::string bytes;
-  TF_RETURN_IF_ERROR(
-      tensorflow::ReadFileToString(tensorflow::Env::Default(), path, &bytes));
-  PredictRequest request;
-  if (!request.ParseFromString(bytes)) {
-    return InvalidArgument("warmup_file_name \"", path,
-                           "\" does not hold a serialized PredictRequest");
+Status Model::Load(const CheckpointVersion& checkpoint,
+                   std::shared_ptr<const Version>* loaded) {
+  auto version = std::make_shared<Version>();
+  version->checkpoint = checkpoint;
+  version->model_path = config_.checkpoint_dir.empty() ? config_.savedmodel_dir
+                                                       : checkpoint.prefix;
+  tensorflow::SessionOptions options;
+  options.config.set_inter_op_parallelism_threads(
+      config_.inter_op_parallelism_threads);
+  options.config.set_intra_op_parallelism_threads(
+      config_.intra_op_parallelism_threads);
+  tensorflow::Session* session = nullptr;
+  TF_RETURN_IF_ERROR(tensorflow::NewSession(options, &session));
+  version->session.reset(session);
+  TF_RETURN_IF_ERROR(session->Create(meta_graph_.graph_def()));
+  if (!checkpoint.prefix.empty()) {
+    TF_RETURN_IF_ERROR(
+        RestoreVariables(session, meta_graph_, checkpoint.prefix));
   }
-  for (int member = 0; member < group_->size(); ++member) {
-    PredictResponse response;
-    const Status status = Run(member, request, &response, 0);
-    if (!status.ok()) {
-      return InvalidArgument("the warmup request in \"", path,
-                             "\" failed: ", status.message());
+  TF_RETURN_IF_ERROR(RunInitOp(session, meta_graph_, config_.savedmodel_dir));
+  if (warmup_.has_value()) {
+    for (int member = 0; member < group_.size(); ++member) {
+      PredictResponse response;
+      const Status status = Run(member, *version, *warmup_, &response, 0);
+      if (!status.ok()) {
+        return InvalidArgument("the warmup request in \"",
+                               config_.warmup_file_name,
+                               "\" failed: ", status.message());
+      }
     }
   }
+  *loaded = std::move(version);
   return tensorflow::OkStatus();
+}
+
+std::shared_ptr<const Model::Version> Model::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+std::string Model::model_path() const { return current()->model_path; }
+
+void Model::WatchCheckpoints() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_.wait_for(lock, kCheckpointPollInterval,
+                         [this] { return stopping_; })) {
+    lock.unlock();
+    UpdateOnce();
+    lock.lock();
+  }
+}
+
+void Model::UpdateOnce() {
+  CheckpointVersion latest;
+  // With every version gone, keep serving the loaded one.
+  if (!LatestCheckpoint(config_.checkpoint_dir, &latest).ok()) return;
+  if (latest == current()->checkpoint || latest == failed_) return;
+  std::shared_ptr<const Version> version;
+  const Status status = Load(latest, &version);
+  if (!status.ok()) {
+    failed_ = latest;
+    std::fprintf(stderr,
+                 "deeprec serving processor: checkpoint \"%s\" not loaded, "
+                 "still serving \"%s\": %s\n",
+                 latest.prefix.c_str(), model_path().c_str(),
+                 std::string(status.message()).c_str());
+    return;
+  }
+  // The old version is released by the last request still running on it.
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(version);
 }
 
 Status Model::Predict(const PredictRequest& request,
                       PredictResponse* response) {
   const int64_t step = steps_.fetch_add(1, std::memory_order_relaxed) + 1;
-  return Run(group_->Select(), request, response,
+  const std::shared_ptr<const Version> version = current();
+  return Run(group_.Select(), *version, request, response,
              timeline_.ShouldTrace(step) ? step : 0);
 }
 
-Status Model::Run(int member, const PredictRequest& request,
-                  PredictResponse* response, int64_t trace_step) {
+Status Model::Run(int member, const Version& version,
+                  const PredictRequest& request, PredictResponse* response,
+                  int64_t trace_step) {
   const std::string& signature_name = request.signature_name().empty()
                                           ? config_.signature_name
                                           : request.signature_name();
@@ -267,8 +333,8 @@ Status Model::Run(int member, const PredictRequest& request,
     run_options.set_trace_level(tensorflow::RunOptions::FULL_TRACE);
   }
   std::vector<tensorflow::Tensor> outputs;
-  TF_RETURN_IF_ERROR(
-      group_->Run(member, run_options, feeds, fetches, &outputs, &metadata));
+  TF_RETURN_IF_ERROR(group_.Run(member, version.session.get(), run_options,
+                                feeds, fetches, &outputs, &metadata));
   if (trace_step > 0) {
     const Status written = timeline_.Write(trace_step, metadata.step_stats());
     if (!written.ok()) {

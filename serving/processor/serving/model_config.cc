@@ -361,8 +361,10 @@ const std::map<std::string, std::string>& UnsupportedKeys() {
       {"ev_storage_size",
        "multi-tier EmbeddingVariable storage is not "
        "supported"},
-      {"model_update_inter_threads", "live model updates are not supported"},
-      {"model_update_intra_threads", "live model updates are not supported"},
+      {"model_update_inter_threads",
+       "a new version loads on its new session's own thread pools"},
+      {"model_update_intra_threads",
+       "a new version loads on its new session's own thread pools"},
   };
   return *keys;
 }

@@ -39,7 +39,7 @@ std::string StatePrefix(tensorflow::Env* env, const std::string& dir) {
 }  // namespace
 
 tensorflow::Status LatestCheckpoint(const std::string& checkpoint_dir,
-                                    std::string* prefix) {
+                                    CheckpointVersion* version) {
   tensorflow::Env* env = tensorflow::Env::Default();
   std::vector<std::string> dirs = {checkpoint_dir};
   std::vector<std::string> children;
@@ -49,21 +49,20 @@ tensorflow::Status LatestCheckpoint(const std::string& checkpoint_dir,
       if (env->IsDirectory(path).ok()) dirs.push_back(path);
     }
   }
-  int64_t newest = -1;
-  prefix->clear();
+  *version = CheckpointVersion();
   for (const std::string& dir : dirs) {
     const std::string candidate = StatePrefix(env, dir);
     tensorflow::FileStatistics stat;
     if (candidate.empty() || !env->Stat(candidate + ".index", &stat).ok()) {
       continue;
     }
-    if (stat.mtime_nsec > newest ||
-        (stat.mtime_nsec == newest && candidate > *prefix)) {
-      newest = stat.mtime_nsec;
-      *prefix = candidate;
+    if (stat.mtime_nsec > version->mtime_nsec ||
+        (stat.mtime_nsec == version->mtime_nsec &&
+         candidate > version->prefix)) {
+      *version = {candidate, stat.mtime_nsec};
     }
   }
-  if (prefix->empty()) {
+  if (version->prefix.empty()) {
     return tensorflow::errors::NotFound(
         "checkpoint_dir \"", checkpoint_dir,
         "\" holds no checkpoint (a \"checkpoint\" state file naming an "

@@ -74,11 +74,8 @@ int SessionGroup::Pool::CurrentThreadId() const {
   return eigen_->CurrentThreadId();
 }
 
-SessionGroup::SessionGroup(const ModelConfig& config,
-                           std::unique_ptr<tensorflow::Session> session)
-    : policy_(config.select_session_policy),
-      members_(config.session_num),
-      session_(std::move(session)) {
+SessionGroup::SessionGroup(const ModelConfig& config)
+    : policy_(config.select_session_policy), members_(config.session_num) {
   if (!config.use_per_session_threads) return;
   for (int i = 0; i < size(); ++i) {
     Member& member = members_[i];
@@ -100,12 +97,6 @@ SessionGroup::SessionGroup(const ModelConfig& config,
   }
 }
 
-SessionGroup::~SessionGroup() {
-  // Steps may hold references into the pools: close the session first.
-  session_->Close().IgnoreError();
-  session_.reset();
-}
-
 int SessionGroup::Select() {
   if (policy_ == SessionPolicy::kMod) {
     thread_local const uint64_t tid = syscall(SYS_gettid);
@@ -116,13 +107,14 @@ int SessionGroup::Select() {
 }
 
 tensorflow::Status SessionGroup::Run(
-    int member, const tensorflow::RunOptions& run_options,
+    int member, tensorflow::Session* session,
+    const tensorflow::RunOptions& run_options,
     const std::vector<std::pair<std::string, tensorflow::Tensor>>& inputs,
     const std::vector<std::string>& output_names,
     std::vector<tensorflow::Tensor>* outputs,
     tensorflow::RunMetadata* run_metadata) {
-  return session_->Run(run_options, inputs, output_names, {}, outputs,
-                       run_metadata, members_[member].pools);
+  return session->Run(run_options, inputs, output_names, {}, outputs,
+                      run_metadata, members_[member].pools);
 }
 
 }  // namespace processor

@@ -2,13 +2,15 @@
 // model.
 //
 // Stock TensorFlow cannot make several DirectSessions share one set of
-// variables (DeepRec patched DirectSession for that). Here the group is ONE
-// DirectSession, so every variable and EmbeddingVariable table exists once by
-// construction, and a group member is a pair of thread pools handed to
-// Session::Run through ThreadPoolOptions: the inter-op pool runs the step's
-// ops, the intra-op pool their parallel work (TensorFlow wraps the device
-// with it for that step). Without use_per_session_threads every member runs
-// on the session's own pools, as DeepRec's sessions then share theirs.
+// variables (DeepRec patched DirectSession for that). Here every member runs
+// the SAME DirectSession, the one holding the served model version, so each
+// variable and EmbeddingVariable table exists once by construction. A
+// member is a pair of thread pools handed to Session::Run through
+// ThreadPoolOptions: the inter-op pool runs the step's ops, the intra-op
+// pool their parallel work (TensorFlow wraps the device with it for that
+// step). Without use_per_session_threads every member runs on the session's
+// own pools, as DeepRec's sessions then share theirs. The pools outlive
+// model versions: a new version runs on the same members.
 
 #ifndef SERVING_PROCESSOR_SERVING_SESSION_GROUP_H_
 #define SERVING_PROCESSOR_SERVING_SESSION_GROUP_H_
@@ -35,11 +37,8 @@ namespace processor {
 
 class SessionGroup {
  public:
-  // Runs steps of `session` (which holds the loaded model) on
-  // config.session_num members.
-  SessionGroup(const ModelConfig& config,
-               std::unique_ptr<tensorflow::Session> session);
-  ~SessionGroup();
+  // Builds config.session_num members.
+  explicit SessionGroup(const ModelConfig& config);
 
   SessionGroup(const SessionGroup&) = delete;
   SessionGroup& operator=(const SessionGroup&) = delete;
@@ -50,9 +49,10 @@ class SessionGroup {
   // thread's id modulo size() (select_session_policy).
   int Select();
 
-  // Session::Run on member `member`'s thread pools.
+  // session->Run on member `member`'s thread pools.
   tensorflow::Status Run(
-      int member, const tensorflow::RunOptions& run_options,
+      int member, tensorflow::Session* session,
+      const tensorflow::RunOptions& run_options,
       const std::vector<std::pair<std::string, tensorflow::Tensor>>& inputs,
       const std::vector<std::string>& output_names,
       std::vector<tensorflow::Tensor>* outputs,
@@ -87,7 +87,6 @@ class SessionGroup {
   const SessionPolicy policy_;
   std::atomic<uint64_t> next_{0};
   std::vector<Member> members_;
-  std::unique_ptr<tensorflow::Session> session_;
 };
 
 }  // namespace processor
