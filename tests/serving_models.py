@@ -135,6 +135,33 @@ def export_lookups(path):
     return trained
 
 
+def big_score(ids):
+    """export_big's output for trained ids (0 gives an unseen id's)."""
+    return 64 * (1 - 1e-6 * np.asarray(ids, np.float64))
+
+
+def export_big(path, ids, dim):
+    """Exports an EV of `ids` rows of `dim` floats: row k is 1 - 1e-6 k, so
+    the output `score` (the row's sum) tells which row was read."""
+    graph = tf.Graph()
+    with graph.as_default():
+        keys = tf.placeholder(tf.int64, [None], name="ids")
+        ev = tf.get_embedding_variable("big", embedding_dim=dim, initializer=tf.ones_initializer())
+        emb = tf.nn.embedding_lookup(ev, keys)
+        weight = tf.cast(tf.expand_dims(keys, 1), tf.float32)
+        train = tf.train.GradientDescentOptimizer(1e-6).minimize(tf.reduce_sum(emb * weight))
+        score = tf.reduce_sum(emb, axis=1)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for start in range(0, ids, 100_000):
+                sess.run(train, {keys: np.arange(start, min(start + 100_000, ids))})
+            builder = tf.saved_model.builder.SavedModelBuilder(path)
+            builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+                "serving_default": tf.saved_model.signature_def_utils.predict_signature_def(
+                    {"ids": keys}, {"score": score})})
+            builder.save()
+
+
 def array(value, dtype=None):
     """An ArrayProto of a numpy array (dtype from the array unless given)."""
     value = np.asarray(value)

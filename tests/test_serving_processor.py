@@ -454,38 +454,75 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 4; ++i) pthread_join(threads[i], NULL);
   free_fn(first_output);
   printf("mismatches %d\n", mismatches);
+  FILE* status = fopen("/proc/self/status", "r");
+  char line[256];
+  while (fgets(line, sizeof(line), status)) {
+    if (strncmp(line, "VmHWM:", 6) == 0) fputs(line, stdout);
+  }
+  fclose(status);
   return mismatches == 0 ? 0 : 9;
 }
 """
 
 
-def test_c_program_dlopens_the_processor(wdl, tmp_path):
+@pytest.fixture(scope="module")
+def c_client(tmp_path_factory):
+    """run(config, request) -> (response, model info, peak RSS in kB) of a C
+    program that dlopens the library, then calls process from 4 threads."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         pytest.skip("no C compiler")
-    source, binary = tmp_path / "client.c", tmp_path / "client"
+    root = tmp_path_factory.mktemp("c_client")
+    source, binary = root / "client.c", root / "client"
     source.write_text(C_CLIENT)
     subprocess.run([compiler, "-O1", "-Wall", "-Werror", "-I", os.path.dirname(processor_library()),
                     "-o", str(binary), str(source), "-ldl", "-lpthread"], check=True)
-    config = tmp_path / "model_config.json"
-    config.write_text(json.dumps({
+
+    def run(config, req):
+        files = {name: root / name for name in ("config.json", "request.bin", "response.bin",
+                                                 "info.bin")}
+        files["config.json"].write_text(json.dumps(config))
+        files["request.bin"].write_bytes(req.SerializeToString())
+        result = subprocess.run([str(binary), processor_library()] + [str(f) for f in
+                                                                       files.values()],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "mismatches 0" in result.stdout
+        peak_kb = int(result.stdout.split("VmHWM:")[1].split()[0])
+        return (predict_pb2.PredictResponse.FromString(files["response.bin"].read_bytes()),
+                predict_pb2.ServingModelInfo.FromString(files["info.bin"].read_bytes()), peak_kb)
+    return run
+
+
+def test_c_program_dlopens_the_processor(wdl, c_client):
+    response, model_info, _ = c_client({
         "savedmodel_dir": wdl["paths"]["savedmodel_dir"], "session_num": 2,
         "select_session_policy": "RR", "use_per_session_threads": True,
-        "inter_op_parallelism_threads": 2, "intra_op_parallelism_threads": 2}))
-    req = tmp_path / "request.bin"
-    req.write_bytes(sm.request(wdl["mixed"]).SerializeToString())
-    response, info = tmp_path / "response.bin", tmp_path / "info.bin"
-    result = subprocess.run([str(binary), processor_library(), str(config), str(req),
-                             str(response), str(info)], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "mismatches 0" in result.stdout
-    outputs = predict_pb2.PredictResponse.FromString(response.read_bytes()).outputs
+        "inter_op_parallelism_threads": 2, "intra_op_parallelism_threads": 2},
+        sm.request(wdl["mixed"]))
     for name in ("probability", "logit"):
-        np.testing.assert_allclose(sm.to_numpy(outputs[name]), wdl["expected"][name],
+        np.testing.assert_allclose(sm.to_numpy(response.outputs[name]), wdl["expected"][name],
                                    rtol=0, atol=1e-6)
-    model_info = predict_pb2.ServingModelInfo.FromString(info.read_bytes())
     assert model_info.model_path == wdl["paths"]["savedmodel_dir"]
+
+
+def test_session_group_shares_the_tables(c_client, tmp_path):
+    """Peak RSS with session_num=4 is within 1.2x of session_num=1 for a model
+    whose EV holds 288 MB (1.1M ids x 64 floats)."""
+    path = str(tmp_path / "big")
+    sm.export_big(path, ids=1_100_000, dim=64)
+    req = sm.request({"ids": np.arange(0, 2_000_000, 1000, dtype=np.int64)})
+    peaks = {}
+    for n in (1, 4):
+        response, _, peaks[n] = c_client({"savedmodel_dir": path, "session_num": n,
+                                          "use_per_session_threads": True,
+                                          "inter_op_parallelism_threads": 2,
+                                          "intra_op_parallelism_threads": 2}, req)
+        ids = np.array(req.inputs["ids"].int64_val)
+        np.testing.assert_allclose(sm.to_numpy(response.outputs["score"]),
+                                   np.where(ids < 1_100_000, sm.big_score(ids), sm.big_score(0)),
+                                   rtol=0, atol=1e-4)
+    assert peaks[4] <= 1.2 * peaks[1], peaks
 
 
 def _publish(source_prefix, version_dir):
