@@ -116,7 +116,7 @@ Model::~Model() {
 
 Model::Version::~Version() {
   // The last request on this version has finished: nothing runs any more.
-  session->Close().IgnoreError();
+  if (session != nullptr) session->Close().IgnoreError();
 }
 
 Status Model::Create(const ModelConfig& config, std::unique_ptr<Model>* model) {
@@ -223,9 +223,18 @@ void Model::UpdateOnce() {
                  std::string(status.message()).c_str());
     return;
   }
-  // The old version is released by the last request still running on it.
-  std::lock_guard<std::mutex> lock(mu_);
-  current_ = std::move(version);
+  std::shared_ptr<const Version> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    old = std::exchange(current_, std::move(version));
+  }
+  // Freeing a version's tables takes a while: do it here once the requests
+  // still running on it are done, not in the last of them (whose caller
+  // would wait) nor under mu_ (which every request takes). No new request
+  // can reach `old` any more, so its count only falls.
+  while (old.use_count() > 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Status Model::Predict(const PredictRequest& request,

@@ -405,8 +405,9 @@ Status ParseCpuList(const std::string& entry, const cpu_set_t& allowed,
   return tensorflow::OkStatus();
 }
 
-}  // namespace
-
+// Parses a cpuset list ("0-3;4,5,6"): one ';'-separated entry per session,
+// each a ','-separated list of CPU ids or inclusive ranges. Every CPU must be
+// one this process may run on.
 Status ParseCpusets(const std::string& text,
                     std::vector<std::vector<int>>* cpusets) {
   cpu_set_t allowed;
@@ -422,6 +423,8 @@ Status ParseCpusets(const std::string& text,
   }
   return tensorflow::OkStatus();
 }
+
+}  // namespace
 
 Status ParseModelConfig(const std::string& json, ModelConfig* config) {
   JsonValue root;

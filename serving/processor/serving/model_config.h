@@ -45,12 +45,6 @@ struct ModelConfig {
 tensorflow::Status ParseModelConfig(const std::string& json,
                                     ModelConfig* config);
 
-// Parses a cpuset list ("0-3;4,5,6"): one ';'-separated entry per session,
-// each a ','-separated list of CPU ids or inclusive ranges. Every CPU must be
-// one this process may run on.
-tensorflow::Status ParseCpusets(const std::string& text,
-                                std::vector<std::vector<int>>* cpusets);
-
 }  // namespace processor
 }  // namespace deeprec
 
