@@ -145,6 +145,10 @@ def test_linear_model_matches_stock():
     weights = tf.global_variables()[0]
     assert isinstance(weights, tf.EmbeddingVariable)
     assert weights.op.name == "linear_model/f/weights" and weights.embedding_dim == 2
+    # EV weights are looked up by the fused kernels (the trajectory above is
+    # the check that they sum as TensorFlow's lookup does).
+    types = {op.type for op in tf.get_default_graph().get_operations()}
+    assert "FusedEmbeddingSparsePreLookUp" in types and "SparseSegmentSum" not in types
 
 
 def test_sequence_input_layer_matches_stock_sequence_column():

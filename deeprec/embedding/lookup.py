@@ -10,6 +10,8 @@ ids < 0. `partition_strategy` is ignored: shards always split ids by
 `(id mod 1000) mod num_shards`.
 """
 
+import contextlib
+import threading
 import typing
 
 from tensorflow.python.framework import dtypes, indexed_slices, ops, sparse_tensor
@@ -30,6 +32,24 @@ from deeprec.embedding.variable import EmbeddingVariable
 
 EVParams = typing.Union[EmbeddingVariable, PartitionedEmbeddingVariable,
                         list[EmbeddingVariable]]
+
+_fusion = threading.local()
+
+
+@contextlib.contextmanager
+def fused_safe_lookups():
+    """Routes `safe_embedding_lookup_sparse` of EVs built inside to the fused kernels.
+
+    For graph-building code that calls TensorFlow's function itself, such as
+    `linear_model`: the fused lookup gives the same sums up to float rounding
+    in three ops instead of about twenty per column.
+    """
+    previous = getattr(_fusion, "enabled", False)
+    _fusion.enabled = True
+    try:
+        yield
+    finally:
+        _fusion.enabled = previous
 
 
 def _shards(params) -> list[EmbeddingVariable]:
@@ -150,6 +170,11 @@ def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=N
     they never create an id in the variable.
     """
     del partition_strategy, allow_fast_lookup
+    if getattr(_fusion, "enabled", False):
+        from deeprec.nn.fused_embedding import fused_safe_embedding_lookup_sparse
+        return fused_safe_embedding_lookup_sparse(
+            embedding_weights, sparse_ids, sparse_weights, combiner=combiner,
+            default_id=default_id, name=name, max_norm=max_norm)
     shards = _shards(embedding_weights)
     with ops.name_scope(name, "embedding_lookup"):
         # Checked before the pruning ops, which would reject e.g. string ids

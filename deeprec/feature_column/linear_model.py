@@ -4,6 +4,7 @@ from tensorflow.python.feature_column import feature_column as fc_old
 from tensorflow.python.ops import init_ops, partitioned_variables, variable_scope
 
 from deeprec.embedding.get_variable import create_embedding_variable
+from deeprec.embedding.lookup import fused_safe_lookups
 from deeprec.feature_column.ev_columns import ev_source
 
 
@@ -40,7 +41,8 @@ def linear_model(features, feature_columns, units=1, sparse_combiner="sum",
             partitioner=partitioner, ev_option=source.ev_option)
 
     with variable_scope.variable_scope(variable_scope.get_variable_scope(),
-                                       custom_getter=weights_getter if ev_columns else None):
+                                       custom_getter=weights_getter if ev_columns else None), \
+            fused_safe_lookups():
         return fc_old.linear_model(features, feature_columns, units=units,
                                    sparse_combiner=sparse_combiner,
                                    weight_collections=weight_collections,
