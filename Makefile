@@ -18,6 +18,9 @@ $(VENV)/.installed: $(SOURCES)
 	$(PY) -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" "pyarrow>=14,<26" "pytest>=7" \
 		setuptools wheel
 	$(PY) -m pip install -q --no-build-isolation -e .
+	# The model server's client/server protos; --no-deps because the package
+	# depends on `tensorflow`, which would replace tensorflow-cpu.
+	$(PY) -m pip install -q --no-deps tensorflow-serving-api==2.15.1
 	touch $@
 
 DEMO_DIR ?= result/demo
