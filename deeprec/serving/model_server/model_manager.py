@@ -10,7 +10,8 @@ its version (empty = the latest available, a number, or a label) under the
 manager's lock and holds it until it finishes: a swap fails no request.
 
 As in TensorFlow Serving, a version that fails to load is reported
-(GetModelStatus: END with the error) and not retried; write a new version
+(GetModelStatus: END with the error) and not retried, and the versions
+serving before stay until a wanted version is available; write a new version
 to a temporary directory and rename it into `base_path` so that a
 half-written version is never seen.
 """
@@ -143,8 +144,11 @@ class ModelManager:
             failure = self._load(model, version, on_disk[version])
             if failure:
                 failures.append(failure)
-        for version in [v for v in model.serving if v not in wanted]:
-            self._unload(model, version)
+        # Availability first: old versions go only once a wanted one serves, so
+        # a broken (or deleted) newest version leaves the previous one serving.
+        if any(v in model.serving for v in wanted):
+            for version in [v for v in model.serving if v not in wanted]:
+                self._unload(model, version)
         return failures
 
     def _set_state(self, model: _Model, version: int, state: int, error: str = "") -> None:
