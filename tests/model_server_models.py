@@ -88,11 +88,20 @@ def export_model(base: str, version: int, seed: int, steps: int = 20) -> str:
     return path
 
 
+def reference_predictor(path: str):
+    """`predict(feed) -> {output: array}`: the export's `serving_default` in a plain session."""
+    graph = tf.Graph()
+    sess = tf.Session(graph=graph)
+    with graph.as_default():
+        meta = tf.saved_model.loader.load(sess, ["serve"], path)
+    signature = meta.signature_def["serving_default"]
+    fetches = {k: v.name for k, v in signature.outputs.items()}
+
+    def predict(feed):
+        return sess.run(fetches, {signature.inputs[k].name: v for k, v in feed.items()})
+    return predict
+
+
 def reference_predict(path: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The exported model's `serving_default` outputs computed by a plain Python session."""
-    graph = tf.Graph()
-    with graph.as_default(), tf.Session(graph=graph) as sess:
-        meta = tf.saved_model.loader.load(sess, ["serve"], path)
-        signature = meta.signature_def["serving_default"]
-        fetches = {k: v.name for k, v in signature.outputs.items()}
-        return sess.run(fetches, {signature.inputs[k].name: v for k, v in feed.items()})
+    return reference_predictor(path)(feed)

@@ -134,6 +134,12 @@ class Batcher:
             raise task.error
         return task.result
 
+    @property
+    def queued_batches(self) -> int:
+        """Batches waiting to run (open or closed), at most `max_enqueued_batches`."""
+        with self._cond:
+            return len(self._open) + len(self._closed)
+
     def _next_batch(self) -> _Batch | None:
         """Waits for a closed or expired batch; None once stopped and drained."""
         with self._cond:
