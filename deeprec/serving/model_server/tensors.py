@@ -8,7 +8,7 @@ naming the input before anything runs.
 Example:
   >>> from tensorflow.core.protobuf import meta_graph_pb2
   >>> info = meta_graph_pb2.TensorInfo(name="x:0", dtype=tf.float32.as_datatype_enum)
-  >>> info.tensor_shape.dim.add(size=-1)
+  >>> _ = info.tensor_shape.dim.add(size=-1)
   >>> json_to_array([1, 2.5], info, "input 'x'")
   array([1. , 2.5], dtype=float32)
   >>> json_to_array([[1]], info, "input 'x'")
