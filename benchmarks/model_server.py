@@ -138,6 +138,7 @@ def _drive(server: _Server, protocol: str, clients: int, pairs, seconds: float,
     measuring, stop = threading.Event(), threading.Event()
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
+    first_errors: list[str] = []
 
     def client(k: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
@@ -156,9 +157,11 @@ def _drive(server: _Server, protocol: str, clients: int, pairs, seconds: float,
                     response.read()
                     if response.status != 200:
                         raise RuntimeError(response.status)
-            except Exception:  # counted, and the client goes on
+            except Exception as err:  # counted, and the client goes on
                 if measuring.is_set():
                     errors[k] += 1
+                    first_errors.append(repr(err))
+                connection.close()  # a broken keep-alive connection is not reused
                 continue
             if measuring.is_set():
                 latencies[k].append(time.perf_counter() - start)
@@ -179,7 +182,8 @@ def _drive(server: _Server, protocol: str, clients: int, pairs, seconds: float,
     channel.close()
     done = np.array([x for per in latencies for x in per])
     return {"protocol": protocol, "clients": clients, "requests": int(done.size),
-            "errors": int(sum(errors)), "req_per_sec": done.size / elapsed,
+            "errors": int(sum(errors)), "error_examples": sorted(set(first_errors))[:3],
+            "req_per_sec": done.size / elapsed,
             "p50_ms": float(np.percentile(done, 50) * 1e3) if done.size else None,
             "p99_ms": float(np.percentile(done, 99) * 1e3) if done.size else None,
             "server_cpu_s_per_1k": cpu / max(done.size, 1) * 1e3}

@@ -7,6 +7,7 @@ Classify/Regress, inference-mode EV lookups, bad requests and metrics.
 
 import base64
 import re
+import threading
 
 import grpc
 import numpy as np
@@ -286,6 +287,23 @@ def test_bad_rest_requests(served):
         assert fragment in answer["error"], (fragment, answer)
     status, body = served.rest("/v1/models/wdl:predict", {"instances": rows})
     assert status == 200 and len(body["predictions"]) == 1
+
+
+def test_rest_takes_many_connections_at_once(served):
+    rows = {"instances": [{"user": 1, "item": 2, "price": 0.5}]}
+    start = threading.Barrier(48)
+    statuses = []
+
+    def client():
+        start.wait()
+        statuses.append(served.rest("/v1/models/wdl:predict", rows)[0])
+
+    clients = [threading.Thread(target=client) for _ in range(48)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    assert statuses == [200] * 48
 
 
 def _parse_prometheus(text):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -309,6 +310,12 @@ class _Handler(BaseHTTPRequestHandler):
         _log.debug("%s " + format, self.address_string(), *args)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 drops connections when tens of
+    # clients connect at once (they retry after a second, or fail).
+    request_queue_size = socket.SOMAXCONN
+
+
 class RestServer:
     """TensorFlow Serving's REST API on `host:port` (port 0: a free port), in a thread.
 
@@ -322,7 +329,7 @@ class RestServer:
 
     def __init__(self, host: str, port: int, manager: ModelManager, metrics: Metrics,
                  max_request_bytes: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.app = _App(manager, metrics, max_request_bytes)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="rest",
