@@ -7,13 +7,20 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SOURCES := $(shell find csrc deeprec -name '*.cc' -o -name '*.h') setup.py pyproject.toml
+SOURCES := $(shell find csrc deeprec serving -name '*.cc' -o -name '*.h' -o -name '*.proto') \
+	setup.py pyproject.toml
+# The serving processor's protobuf code must come from protoc 3.21.x, the
+# protobuf of TensorFlow 2.15's headers: Debian 12's protobuf-compiler.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-cxx test-python clean
 
 $(VENV)/.installed: $(SOURCES)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), \
 		"deeprec needs Python 3.11 (tensorflow-cpu 2.15.1); set PYTHON=python3.11"'
+	@protoc --version 2>/dev/null | grep -q '^libprotoc 3\.21\.' || { \
+		echo "installing protoc 3.21 (protobuf-compiler) for the serving processor"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q protobuf-compiler; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" "pyarrow>=14,<26" "pytest>=7" \
@@ -40,4 +47,5 @@ test-python: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) build deeprec/_ops*.so deeprec/_build_info.py *.egg-info data result
+	rm -rf $(VENV) build deeprec/_ops*.so deeprec/_build_info.py deeprec/serving/lib \
+		deeprec/serving/predict_pb2.py *.egg-info data result

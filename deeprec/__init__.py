@@ -52,6 +52,9 @@ from deeprec.embedding import (
     get_embedding_variable,
     get_multihash_variable,
 )
+from deeprec.serving.export import _install_export_hook
+
+_install_export_hook()
 
 
 def __getattr__(name):

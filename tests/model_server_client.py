@@ -28,6 +28,7 @@ class Served:
     def __init__(self, **options) -> None:
         # rest_api_port=0 means "no REST" (TF Serving's flag), so pick a free port.
         options.setdefault("rest_api_port", free_port())
+        self._threads_before = set(threading.enumerate())
         self.server = ModelServer(ServerOptions(port=0, host="127.0.0.1", **options))
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.grpc_port}")
@@ -37,8 +38,8 @@ class Served:
     def close(self) -> None:
         self.channel.close()
         self.server.stop()
-        leaked = [t.name for t in threading.enumerate()
-                  if t.name.startswith(SERVER_THREAD_PREFIXES)]
+        leaked = [t.name for t in threading.enumerate() if t not in self._threads_before
+                  and t.name.startswith(SERVER_THREAD_PREFIXES)]
         assert not leaked, f"server threads left running: {leaked}"
 
     def __enter__(self) -> Served:

@@ -105,3 +105,27 @@ def reference_predictor(path: str):
 def reference_predict(path: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The exported model's `serving_default` outputs computed by a plain Python session."""
     return reference_predictor(path)(feed)
+
+
+def unmark_inference_lookups(path: str) -> int:
+    """Turns the export's EV lookups back into training lookups (`is_inference` false).
+
+    Such SavedModels come from exporters that do not mark serving lookups
+    (DeepRec 1.15's, or a graph built without deeprec's export hook); the
+    server must mark them itself. Returns the number of lookups changed.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    file = os.path.join(path, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(file, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    changed = 0
+    for meta_graph in saved_model.meta_graphs:
+        for node in meta_graph.graph_def.node:
+            if node.op.startswith("KvResourceGather") and node.attr["is_inference"].b:
+                node.attr["is_inference"].b = False
+                changed += 1
+    with open(file, "wb") as f:
+        f.write(saved_model.SerializeToString())
+    return changed

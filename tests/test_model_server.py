@@ -7,6 +7,7 @@ Classify/Regress, inference-mode EV lookups, bad requests and metrics.
 
 import base64
 import re
+import shutil
 import threading
 
 import grpc
@@ -14,7 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_server_client import Served, predict_request
-from model_server_models import batch, export_model, reference_predict
+from model_server_models import (
+    batch,
+    export_model,
+    reference_predict,
+    unmark_inference_lookups,
+)
 from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -42,9 +48,9 @@ def served(model_dir):
         yield s
 
 
-def _ev_sizes(served):
+def _ev_sizes(served, model="wdl"):
     """{EV name: number of ids} read from the server's own session."""
-    with served.server.manager.servable("wdl") as servable:
+    with served.server.manager.servable(model) as servable:
         graph = servable.group.graph
         with graph.as_default():
             handles = [op for op in graph.get_operations() if op.type == "KvVarHandleOp"]
@@ -94,6 +100,19 @@ def test_unseen_ids_get_defaults_and_tables_do_not_grow(served, model_dir):
     expected = reference_predict(f"{model_dir}/3", unseen)
     np.testing.assert_allclose(first["logit"], expected["logit"], atol=1e-6)
     assert _ev_sizes(served) == before
+
+
+def test_exports_with_training_lookups_are_served_in_inference_mode(model_dir, tmp_path):
+    base = tmp_path / "unmarked"
+    shutil.copytree(f"{model_dir}/3", base / "1")
+    assert unmark_inference_lookups(str(base / "1")) > 0
+    unseen = {"user": np.arange(10**9, 10**9 + 8, dtype=np.int64),
+              "item": np.arange(10**9, 10**9 + 8, dtype=np.int64),
+              "price": np.zeros(8, np.float32)}
+    with Served(model_name="unmarked", model_base_path=str(base)) as served:
+        before = _ev_sizes(served, "unmarked")
+        served.predict("unmarked", unseen)
+        assert _ev_sizes(served, "unmarked") == before
 
 
 def test_rest_predict_rows_and_columns(served, model_dir):

@@ -202,7 +202,10 @@ class KvResourceGatherOp : public KvTableOpKernel<K> {
 template <typename K>
 class KvResourceGatherWithCountsOp : public KvTableOpKernel<K> {
  public:
-  using KvTableOpKernel<K>::KvTableOpKernel;
+  explicit KvResourceGatherWithCountsOp(OpKernelConstruction* ctx)
+      : KvTableOpKernel<K>(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("is_inference", &is_inference_));
+  }
 
   void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
                         const TablePtr<K>& table) override {
@@ -228,12 +231,15 @@ class KvResourceGatherWithCountsOp : public KvTableOpKernel<K> {
     const K* keys = indices.flat<K>().data();
     float* dst = out->flat<float>().data();
     const auto run = PoolRunner(ctx, ShardTaskCost(n, dim));
-    if (var->column() == 0) {
+    if (var->column() == 0 && !is_inference_) {
       table->LookupOrInsertCounted(keys, counts, n, dst, run);
     } else {
       table->Find(keys, n, var->column(), dst, run);
     }
   }
+
+ private:
+  bool is_inference_ = false;
 };
 
 template <typename K, bool kVersion>

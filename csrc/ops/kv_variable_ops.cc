@@ -138,6 +138,7 @@ REGISTER_OP("KvResourceGatherWithCounts")
     .Output("output: dtype")
     .Attr("Tkeys: {int64, int32} = DT_INT64")
     .Attr("dtype: {float} = DT_FLOAT")
+    .Attr("is_inference: bool = false")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle out;
@@ -152,7 +153,8 @@ counts[i] >= 1 occurrences of one id. Each id's frequency grows by its count,
 and admission filters judge it as that many occurrences, so the table ends
 up as after KvResourceGather of the ids with their repetitions, while every
 record is read once. A lookup of an optimizer slot reads without inserting
-or counting, as KvResourceGather does.
+or counting, as KvResourceGather does; so does every lookup with
+`is_inference` (serving graphs).
 )doc");
 
 REGISTER_OP("KvResourceLookupFrequency")

@@ -19,15 +19,14 @@ its pools: member k runs its requests on pool k, requests go round robin.
   process-wide CPU device pool of `intra_op_parallelism_threads` in both cases.
 
 Before import, every EmbeddingVariable lookup in the graph is made an
-inference lookup (`mark_inference_lookups`): serving never inserts ids, and
-unseen ids read the EV's default value.
+inference lookup (`deeprec.serving.mark_inference_lookups`, again: SavedModels
+that deeprec exported are marked already, others may not be): serving never
+inserts ids, and unseen ids read the EV's default value.
 
-Example:
-  >>> from tensorflow.core.framework import graph_pb2
-  >>> graph = graph_pb2.GraphDef()
-  >>> node = graph.node.add(name="gather", op="KvResourceGather", input=["ev", "ids"])
-  >>> mark_inference_lookups(graph), node.attr["is_inference"].b
-  (1, True)
+Example (not run here: it needs a SavedModel on disk):
+  group = SessionGroup("/models/wdl/1", ["serve"], SessionConfig(
+      session_num=2, use_per_session_threads=True))
+  [probability] = group.run({"user:0": ids, ...}, ["Sigmoid:0"])
 """
 
 from __future__ import annotations
@@ -39,51 +38,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
 import deeprec  # noqa: F401  (registers the EmbeddingVariable ops the graphs use)
+from deeprec.serving.export import mark_inference_lookups
 from deeprec.serving.model_server.config import SessionConfig
 
-__all__ = ["SessionGroup", "mark_inference_lookups"]
+__all__ = ["SessionGroup"]
 
 _log = logging.getLogger(__name__)
-
-
-def _mark_nodes(nodes) -> int:
-    changed = 0
-    for node in nodes:
-        if node.op == "KvResourceGather":
-            node.attr["is_inference"].b = True
-            changed += 1
-        elif node.op == "KvResourceGatherWithCounts":
-            # The counted gather (group embedding's deduplicated training lookup)
-            # always inserts; its inference form is the plain gather of the
-            # same ids: same output, the counts input dropped.
-            node.op = "KvResourceGather"
-            data_inputs = [i for i in node.input if not i.startswith("^")][:2]
-            controls = [i for i in node.input if i.startswith("^")]
-            del node.input[:]
-            node.input.extend(data_inputs + controls)
-            node.attr["is_inference"].b = True
-            changed += 1
-    return changed
-
-
-def mark_inference_lookups(graph_def: graph_pb2.GraphDef) -> int:
-    """Makes every EmbeddingVariable lookup in `graph_def` an inference lookup, in place.
-
-    `KvResourceGather` gets `is_inference=true`; `KvResourceGatherWithCounts`
-    becomes that gather. Functions in the graph's library are rewritten too.
-
-    Returns:
-      The number of lookups rewritten.
-    """
-    changed = _mark_nodes(graph_def.node)
-    for function in graph_def.library.function:
-        changed += _mark_nodes(function.node_def)
-    return changed
 
 
 class SessionGroup:
@@ -131,7 +95,8 @@ class SessionGroup:
             raise
         self.meta_graph: meta_graph_pb2.MetaGraphDef = loaded
         self.signatures = dict(loaded.signature_def)
-        _log.info("loaded %s: %d EV lookups in inference mode, %d session(s), %d inter-op pool(s)",
+        _log.info("loaded %s: %d EV lookups newly marked inference-only, %d session(s), "
+                  "%d inter-op pool(s)",
                   export_dir, rewritten, self.size, pools)
 
     def run(self, feeds: dict[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
