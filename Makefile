@@ -1,7 +1,8 @@
 # Two entry points: `make demo` (the main job) and `make test`.
 # Both create .venv with tensorflow-cpu==2.15.1 and build deeprec on first use.
 # The demo trains Wide & Deep on 3M generated Criteo-like rows (one pass),
-# evaluates it against the hidden model's ceiling and exports a SavedModel.
+# evaluates it against the hidden model's ceiling and exports a SavedModel, then
+# serves it with deeprec-model-server and prints the answer to one gRPC request.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,6 +26,9 @@ $(VENV)/.installed: $(SOURCES)
 	$(PY) -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" "pyarrow>=14,<26" "pytest>=7" \
 		setuptools wheel
 	$(PY) -m pip install -q --no-build-isolation -e .
+	# The model server's client/server protos; --no-deps because the package
+	# depends on `tensorflow`, which would replace tensorflow-cpu.
+	$(PY) -m pip install -q --no-deps tensorflow-serving-api==2.15.1
 	touch $@
 
 DEMO_DIR ?= result/demo
@@ -32,6 +36,7 @@ DEMO_FLAGS ?= --train_rows 3000000 --test_rows 100000
 
 demo: $(VENV)/.installed
 	$(PY) modelzoo/wdl/train.py --data_location data/criteo --output_dir $(DEMO_DIR) $(DEMO_FLAGS)
+	$(PY) tools/serve_demo.py --model_base_path $(DEMO_DIR)/saved_model --data_location data/criteo
 
 test: test-cxx test-python
 

@@ -138,3 +138,15 @@ def test_bad_flag_types_and_stock_tf_conflicts(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit, match="--optimizer is DeepRec's.*got 'adamasync'"):
         wdl_train.main(["--ev", "false", "--emb_fusion", "false", "--optimizer", "adamasync",
                         "--output_dir", str(tmp_path)])
+
+
+def test_serve_demo_answers_from_the_export(trained, data_dir):
+    """`make demo`'s last step: the export served, one gRPC request, the answer printed."""
+    _, out, _ = trained
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "serve_demo.py"), "--model_base_path",
+         os.path.join(out, "saved_model"), "--data_location", data_dir, "--rows", "3"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Predict over gRPC" in result.stdout
+    assert "REST :predict answers the same" in result.stdout
