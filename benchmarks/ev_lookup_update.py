@@ -72,6 +72,7 @@ import tempfile
 import time
 
 import numpy as np
+from docs_section import write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results", "ev_lookup_update.json")
@@ -635,21 +636,6 @@ def markdown(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(text):
-    os.makedirs(os.path.dirname(DOCS), exist_ok=True)
-    if os.path.exists(DOCS):
-        with open(DOCS) as f:
-            old = f.read()
-        if BEGIN in old and END in old:
-            new = old[: old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END) :]
-        else:
-            new = old.rstrip("\n") + "\n\n" + text
-    else:
-        new = "# Benchmarks\n\n" + text
-    with open(DOCS, "w") as f:
-        f.write(new)
-
-
 def _wait_quiet(max_wait_s: float, threshold: float = 0.15) -> float:
     """Waits (up to max_wait_s) until other processes use < threshold of the
     machine over one second; returns the seconds waited."""
@@ -791,7 +777,7 @@ def run_driver(args):
         json.dump(report, f, indent=1)
     print(f"wrote {out_path}")
     if args.docs or (full and not args.no_docs):
-        write_docs(markdown(report))
+        write_section(DOCS, BEGIN, END, markdown(report))
         print(f"wrote {DOCS}")
     else:
         print(markdown(report))

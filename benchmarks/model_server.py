@@ -41,6 +41,7 @@ import threading
 import time
 
 import numpy as np
+from docs_section import write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -240,18 +241,6 @@ def render(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(text: str) -> None:
-    with open(DOCS) as f:
-        old = f.read()
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(DOCS, "w") as f:
-        f.write(new)
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per point")
@@ -315,7 +304,7 @@ def main(argv=None) -> dict:
     text = render(report)
     print(text)
     if args.docs:
-        write_docs(text)
+        write_section(DOCS, BEGIN, END, text)
     return report
 
 

@@ -43,6 +43,8 @@ import sys
 import tempfile
 import time
 
+from docs_section import write_section
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
@@ -202,21 +204,6 @@ def render(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(model: str, text: str) -> None:
-    old = "# Benchmarks\n"
-    if os.path.exists(DOCS):
-        with open(DOCS) as f:
-            old = f.read()
-    begin, end = markers(model)
-    if begin in old and end in old:
-        head, rest = old.split(begin, 1)
-        new = head + text.rstrip("\n") + rest.split(end, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(DOCS, "w") as f:
-        f.write(new)
-
-
 def _software() -> str:
     versions = subprocess.run(
         [sys.executable, "-c", "import tensorflow as t, numpy as n, pyarrow as p; "
@@ -324,7 +311,7 @@ def run_model(model: str, args, configs: list[str], data_dir: str, work: str) ->
     text = render(report)
     print(text)
     if args.docs and not args.quick:
-        write_docs(model, text)
+        write_section(DOCS, *markers(model), text)
     return report
 
 

@@ -46,6 +46,7 @@ import threading
 import time
 
 import numpy as np
+from docs_section import write_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -261,17 +262,6 @@ def render(report):
     return "\n".join(lines) + "\n"
 
 
-def write_docs(text):
-    with open(DOCS) as f:
-        old = f.read()
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(DOCS, "w") as f:
-        f.write(new)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--callers", default="1,8,32")
@@ -316,7 +306,7 @@ def main():
     text = render(report)
     print(text)
     if args.docs and not args.quick:
-        write_docs(text)
+        write_section(DOCS, BEGIN, END, text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""Writes one benchmark's generated section of docs/benchmarks.md.
+
+Each benchmark owns the text between its two marker comments; hand-written
+notes outside the markers survive a rerun. The benchmarks import this module
+as a sibling (they run as scripts from this folder).
+
+Example:
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "benchmarks.md")
+    >>> write_section(path, "<!-- a:begin -->", "<!-- a:end -->",
+    ...               "<!-- a:begin -->\\nold\\n<!-- a:end -->\\n")
+    >>> with open(path, "a") as f:
+    ...     _ = f.write("notes\\n")
+    >>> write_section(path, "<!-- a:begin -->", "<!-- a:end -->",
+    ...               "<!-- a:begin -->\\nnew\\n<!-- a:end -->\\n")
+    >>> print(open(path).read(), end="")
+    # Benchmarks
+    <BLANKLINE>
+    <!-- a:begin -->
+    new
+    <!-- a:end -->
+    notes
+"""
+
+import os
+
+
+def write_section(path: str, begin: str, end: str, text: str) -> None:
+    """Replaces the text from `begin` to `end` in `path` by `text` (which holds both).
+
+    The section is appended when `path` lacks it; a missing file starts as
+    "# Benchmarks".
+    """
+    old = "# Benchmarks\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + text.rstrip("\n") + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(new)
