@@ -197,6 +197,12 @@ class ModelManager:
             raise not_found(f"model {name!r} is not served (serving: {sorted(self._models)})")
         return model
 
+    @staticmethod
+    def _labelled_version(model: _Model, label: str) -> int:
+        if label not in model.config.version_labels:
+            raise not_found(f"model {model.config.name!r} has no version label {label!r}")
+        return model.config.version_labels[label]
+
     @contextlib.contextmanager
     def servable(self, name: str, version: int | None = None,
                  label: str | None = None) -> Iterator[Servable]:
@@ -214,9 +220,7 @@ class ModelManager:
         model = self._model(name)
         with self._lock:
             if label:
-                if label not in model.config.version_labels:
-                    raise not_found(f"model {name!r} has no version label {label!r}")
-                version = model.config.version_labels[label]
+                version = self._labelled_version(model, label)
             if version is None:
                 if not model.serving:
                     raise not_found(f"model {name!r} has no version available"
@@ -243,9 +247,7 @@ class ModelManager:
         model = self._model(name)
         with self._lock:
             if label:
-                if label not in model.config.version_labels:
-                    raise not_found(f"model {name!r} has no version label {label!r}")
-                version = model.config.version_labels[label]
+                version = self._labelled_version(model, label)
             states = dict(model.states)
         if version is not None:
             if version not in states:
