@@ -46,7 +46,6 @@ writes it as a section of docs/benchmarks.md.
 import argparse
 import datetime
 import gc
-import json
 import os
 import platform
 import statistics
@@ -55,11 +54,9 @@ import sys
 import time
 
 import numpy as np
-from docs_section import write_section
+from publish import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
-DOCS = os.path.join(HERE, "..", "docs", "benchmarks.md")
 BEGIN, END = "<!-- embedding_lookups:begin -->", "<!-- embedding_lookups:end -->"
 VARIANTS = ("unfused", "fused", "grouped", "grouped/N")
 MODES = ("train", "grads")
@@ -290,14 +287,7 @@ def main():
         "args": vars(args),
     }
     report["results"], report["op_counts"], report["other_cpu_by_round"] = run(args, batches)
-    name = "embedding_lookups" + (".partial" if args.quick else "") + ".json"
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump(report, f, indent=2)
-    text = render(report)
-    print(text)
-    if args.docs and not args.quick:
-        write_section(DOCS, BEGIN, END, text)
+    publish("embedding_lookups", report, render(report), args.quick, args.docs, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ import tempfile
 import time
 
 import numpy as np
-from docs_section import write_section
+from publish import write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results", "ev_lookup_update.json")

@@ -41,13 +41,12 @@ import threading
 import time
 
 import numpy as np
-from docs_section import write_section
+from publish import publish
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 BEGIN, END = "<!-- model_server:begin -->", "<!-- model_server:end -->"
 CONFIGS = {
     "s1": [],
@@ -298,13 +297,7 @@ def main(argv=None) -> dict:
         "runs": runs,
         "wall_seconds": time.perf_counter() - began,
     }
-    name = "model_server.partial.json" if args.quick else "model_server.json"
-    with open(os.path.join(REPO, "benchmarks", "results", name), "w") as f:
-        json.dump(report, f, indent=2)
-    text = render(report)
-    print(text)
-    if args.docs:
-        write_section(DOCS, BEGIN, END, text)
+    publish("model_server", report, render(report), args.quick, args.docs, BEGIN, END)
     return report
 
 

@@ -43,12 +43,10 @@ import sys
 import tempfile
 import time
 
-from docs_section import write_section
+from publish import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-RESULTS = os.path.join(HERE, "results")
-DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 # The model zoo models this benchmark can run: name -> module with main(argv).
 MODELS = {"wdl": "modelzoo.wdl.train", "dlrm": "modelzoo.dlrm.train"}
 CONFIGS = {
@@ -304,14 +302,8 @@ def run_model(model: str, args, configs: list[str], data_dir: str, work: str) ->
         "args": vars(args), "runs": runs, "summary": summarize(runs),
         "wall_seconds": time.perf_counter() - begin,
     }
-    name = f"modelzoo_throughput.{model}" + (".partial" if args.quick else "") + ".json"
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump(report, f, indent=2)
-    text = render(report)
-    print(text)
-    if args.docs and not args.quick:
-        write_section(DOCS, *markers(model), text)
+    publish(f"modelzoo_throughput.{model}", report, render(report), args.quick, args.docs,
+            *markers(model))
     return report
 
 

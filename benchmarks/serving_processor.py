@@ -46,12 +46,10 @@ import threading
 import time
 
 import numpy as np
-from docs_section import write_section
+from publish import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-RESULTS = os.path.join(HERE, "results")
-DOCS = os.path.join(HERE, "..", "docs", "benchmarks.md")
 BEGIN, END = "<!-- serving_processor:begin -->", "<!-- serving_processor:end -->"
 
 
@@ -299,14 +297,7 @@ def main():
             "commit": _git_commit(), "command": command, "args": vars(args),
         }
         report["results"] = run(args, export_dir, batches)
-    name = "serving_processor" + (".partial" if args.quick else "") + ".json"
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump(report, f, indent=2)
-    text = render(report)
-    print(text)
-    if args.docs and not args.quick:
-        write_section(DOCS, BEGIN, END, text)
+    publish("serving_processor", report, render(report), args.quick, args.docs, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Writes one benchmark's generated section of docs/benchmarks.md.
+"""Where benchmarks put their results: a JSON file and a section of docs/benchmarks.md.
 
-Each benchmark owns the text between its two marker comments; hand-written
-notes outside the markers survive a rerun. The benchmarks import this module
-as a sibling (they run as scripts from this folder).
+Each benchmark owns the text between its two marker comments in the docs;
+hand-written notes outside the markers survive a rerun. The benchmarks
+import this module as a sibling (they run as scripts from this folder).
 
 Example:
     >>> import tempfile, os
@@ -22,7 +22,25 @@ Example:
     notes
 """
 
+import json
 import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+DOCS = os.path.join(os.path.dirname(HERE), "docs", "benchmarks.md")
+
+
+def publish(stem: str, report: dict, markdown: str, quick: bool, docs: bool,
+            begin: str, end: str) -> None:
+    """Writes results/<stem>.json (<stem>.partial.json for a quick run), prints
+    `markdown` and, for a full run with `docs`, makes it the docs section."""
+    name = stem + (".partial" if quick else "") + ".json"
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, name), "w") as f:
+        json.dump(report, f, indent=2)
+    print(markdown)
+    if docs and not quick:
+        write_section(DOCS, begin, end, markdown)
 
 
 def write_section(path: str, begin: str, end: str, text: str) -> None:
