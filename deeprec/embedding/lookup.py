@@ -43,6 +43,17 @@ def fused_safe_lookups():
     For graph-building code that calls TensorFlow's function itself, such as
     `linear_model`: the fused lookup gives the same sums up to float rounding
     in three ops instead of about twenty per column.
+
+    Example:
+      >>> import deeprec as tf
+      >>> from deeprec.embedding.lookup import fused_safe_lookups
+      >>> with tf.Graph().as_default() as g:
+      ...     ev = tf.get_embedding_variable("wide", embedding_dim=1)
+      ...     ids = tf.SparseTensor([[0, 0]], tf.constant([7], tf.int64), [1, 1])
+      ...     with fused_safe_lookups():
+      ...         out = tf.nn.safe_embedding_lookup_sparse(ev, ids, combiner="sum")
+      >>> "FusedEmbeddingSparsePreLookUp" in {op.type for op in g.get_operations()}
+      True
     """
     previous = getattr(_fusion, "enabled", False)
     _fusion.enabled = True
