@@ -164,7 +164,9 @@ class KvVariableShapeOp : public KvTableOpKernel<K> {
   }
 };
 
-template <typename K>
+// KvResourceGather, and with kCounted KvResourceGatherWithCounts, whose
+// input 2 gives the occurrences each (distinct) id stands for.
+template <typename K, bool kCounted>
 class KvResourceGatherOp : public KvTableOpKernel<K> {
  public:
   explicit KvResourceGatherOp(OpKernelConstruction* ctx)
@@ -175,54 +177,9 @@ class KvResourceGatherOp : public KvTableOpKernel<K> {
   void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
                         const TablePtr<K>& table) override {
     const Tensor& indices = ctx->input(1);
-    const int64_t dim = table->dim();
-    TensorShape shape = indices.shape();
-    shape.AddDim(dim);
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &out));
-    const K* keys = indices.flat<K>().data();
-    float* dst = out->flat<float>().data();
-    const int column = var->column();
-    // Slots are read, never grown, through a lookup: only the primary's
-    // training lookups create keys.
-    const bool insert = !is_inference_ && column == 0;
     const int64_t n = indices.NumElements();
-    const auto run = PoolRunner(ctx, ShardTaskCost(n, dim));
-    if (insert) {
-      table->LookupOrInsert(keys, n, dst, true, run);
-    } else {
-      table->Find(keys, n, column, dst, run);
-    }
-  }
-
- private:
-  bool is_inference_ = false;
-};
-
-template <typename K>
-class KvResourceGatherWithCountsOp : public KvTableOpKernel<K> {
- public:
-  explicit KvResourceGatherWithCountsOp(OpKernelConstruction* ctx)
-      : KvTableOpKernel<K>(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("is_inference", &is_inference_));
-  }
-
-  void ComputeWithTable(OpKernelContext* ctx, EmbeddingVar<K>* var,
-                        const TablePtr<K>& table) override {
-    const Tensor& indices = ctx->input(1);
-    const Tensor& counts_t = ctx->input(2);
-    OP_REQUIRES(ctx, counts_t.shape() == indices.shape(),
-                errors::InvalidArgument(
-                    this->type_string(), ": counts has shape ",
-                    counts_t.shape().DebugString(), " but indices has shape ",
-                    indices.shape().DebugString()));
-    const int64_t n = indices.NumElements();
-    const int64_t* counts = counts_t.flat<int64_t>().data();
-    for (int64_t i = 0; i < n; ++i) {
-      OP_REQUIRES(ctx, counts[i] >= 1,
-                  errors::InvalidArgument(this->type_string(), ": counts[", i,
-                                          "] = ", counts[i], " is not >= 1"));
-    }
+    const int64_t* counts = nullptr;
+    if (kCounted) OP_REQUIRES_OK(ctx, ReadCounts(ctx, indices, &counts));
     const int64_t dim = table->dim();
     TensorShape shape = indices.shape();
     shape.AddDim(dim);
@@ -231,14 +188,37 @@ class KvResourceGatherWithCountsOp : public KvTableOpKernel<K> {
     const K* keys = indices.flat<K>().data();
     float* dst = out->flat<float>().data();
     const auto run = PoolRunner(ctx, ShardTaskCost(n, dim));
-    if (var->column() == 0 && !is_inference_) {
+    // Only the primary's training lookups create keys: slots are read, never
+    // grown, through a lookup, and serving graphs never insert.
+    if (is_inference_ || var->column() != 0) {
+      table->Find(keys, n, var->column(), dst, run);
+    } else if (kCounted) {
       table->LookupOrInsertCounted(keys, counts, n, dst, run);
     } else {
-      table->Find(keys, n, var->column(), dst, run);
+      table->LookupOrInsert(keys, n, dst, true, run);
     }
   }
 
  private:
+  tensorflow::Status ReadCounts(OpKernelContext* ctx, const Tensor& indices,
+                                const int64_t** counts) const {
+    const Tensor& counts_t = ctx->input(2);
+    if (counts_t.shape() != indices.shape()) {
+      return errors::InvalidArgument(this->type_string(), ": counts has shape ",
+                                     counts_t.shape().DebugString(),
+                                     " but indices has shape ",
+                                     indices.shape().DebugString());
+    }
+    *counts = counts_t.flat<int64_t>().data();
+    for (int64_t i = 0; i < counts_t.NumElements(); ++i) {
+      if ((*counts)[i] < 1) {
+        return errors::InvalidArgument(this->type_string(), ": counts[", i,
+                                       "] = ", (*counts)[i], " is not >= 1");
+      }
+    }
+    return tensorflow::OkStatus();
+  }
+
   bool is_inference_ = false;
 };
 
@@ -476,11 +456,11 @@ class KvResourceImportOp : public KvTableOpKernel<K> {
       KvVariableShapeOp<K>);                                                  \
   REGISTER_KERNEL_BUILDER(                                                    \
       Name("KvResourceGather").Device(DEVICE_CPU).TypeConstraint<K>("Tkeys"), \
-      KvResourceGatherOp<K>);                                                 \
+      KvResourceGatherOp<K, false>);                                          \
   REGISTER_KERNEL_BUILDER(Name("KvResourceGatherWithCounts")                  \
                               .Device(DEVICE_CPU)                             \
                               .TypeConstraint<K>("Tkeys"),                    \
-                          KvResourceGatherWithCountsOp<K>);                   \
+                          KvResourceGatherOp<K, true>);                       \
   REGISTER_KERNEL_BUILDER(Name("KvResourceLookupFrequency")                   \
                               .Device(DEVICE_CPU)                             \
                               .TypeConstraint<K>("Tkeys"),                    \
