@@ -190,6 +190,17 @@ def _check_options(api: str, combiner, max_norm, blocknums):
                          f"supported, got {blocknums!r}")
 
 
+def _checked_table(api: str, params, partition_strategy, sp_ids, sp_weights, ids_arg: str,
+                   combiner, max_norm, blocknums, default_id):
+    """Checks a fused lookup's arguments; returns its `_Table` and the ids' static rank."""
+    _check_options(api, combiner, max_norm, blocknums)
+    _check_sparse(api, sp_ids, sp_weights, ids_arg, "sparse_weights")
+    table = _Table(api, params, partition_strategy)
+    table.check_ids(api, sp_ids.values)
+    table.check_default_id(api, default_id, sp_ids.dtype)
+    return table, _static_rank(sp_ids)
+
+
 def _fused_lookup(table: _Table, sp_ids, sp_weights, combiner, max_norm, default_id,
                   prune_ids: bool, prune_weights: bool, sparse_rank: int):
     """[prod(dense_shape[:-1]), dim] combined embeddings of the rows of sp_ids."""
@@ -270,14 +281,10 @@ def fused_embedding_lookup_sparse(params, sp_ids, sparse_weights=None,
     """
     api = "fused_embedding_lookup_sparse"
     combiner = "mean" if combiner is None else combiner
-    _check_options(api, combiner, max_norm, blocknums)
-    _check_sparse(api, sp_ids, sparse_weights, "sp_ids", "sparse_weights")
-    rank = _static_rank(sp_ids)
+    table, rank = _checked_table(api, params, partition_strategy, sp_ids, sparse_weights,
+                                 "sp_ids", combiner, max_norm, blocknums, default_id)
     if rank is not None and rank != 2:
         raise ValueError(f"{api}: sp_ids must have rank 2, got rank {rank}")
-    table = _Table(api, params, partition_strategy)
-    table.check_ids(api, sp_ids.values)
-    table.check_default_id(api, default_id, sp_ids.dtype)
     with ops.name_scope(name, "fused_embedding_lookup_sparse"):
         return _fused_lookup(table, sp_ids, sparse_weights, combiner, max_norm,
                              default_id, prune_ids=bool(prune_invalid_ids),
@@ -338,14 +345,11 @@ def fused_safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_wei
     """
     api = "fused_safe_embedding_lookup_sparse"
     combiner = "mean" if combiner is None else combiner
-    _check_options(api, combiner, max_norm, blocknums)
-    _check_sparse(api, sparse_ids, sparse_weights, "sparse_ids", "sparse_weights")
-    rank = _static_rank(sparse_ids)
+    table, rank = _checked_table(api, embedding_weights, partition_strategy, sparse_ids,
+                                 sparse_weights, "sparse_ids", combiner, max_norm, blocknums,
+                                 default_id)
     if rank is not None and rank < 2:
         raise ValueError(f"{api}: sparse_ids must have rank >= 2, got rank {rank}")
-    table = _Table(api, embedding_weights, partition_strategy)
-    table.check_ids(api, sparse_ids.values)
-    table.check_default_id(api, default_id, sparse_ids.dtype)
     with ops.name_scope(name, "fused_safe_embedding_lookup_sparse"):
         result = _fused_lookup(
             table, sparse_ids, sparse_weights, combiner, max_norm, default_id,
