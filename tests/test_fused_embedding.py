@@ -535,7 +535,9 @@ def test_ev_admission_filter_sees_the_same_ids(partitions):
     assert admitted == [1, 2, 3]
 
 
-def test_ev_gradient_is_indexed_slices_keyed_by_raw_ids():
+def test_ev_gradient_is_indexed_slices_of_distinct_raw_ids():
+    # One row per distinct id, its entries' gradients summed: the optimizer
+    # then updates each id once, as it would after summing duplicates.
     ev, _ = _ev_table("ev")
     sp_ids = _sparse([[0, 0], [0, 1], [2, 0]], [10**12, 5, 5], [3, 2])
     out = tf.nn.fused_safe_embedding_lookup_sparse(ev, sp_ids, combiner="sum")
@@ -544,8 +546,21 @@ def test_ev_gradient_is_indexed_slices_keyed_by_raw_ids():
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         indices, values = sess.run([grad.indices, grad.values])
-    np.testing.assert_array_equal(indices, [10**12, 5, 5])
-    np.testing.assert_array_equal(values, np.full((3, DIM), 3.0))
+    np.testing.assert_array_equal(indices, [10**12, 5])
+    np.testing.assert_array_equal(values, [[3.0] * DIM, [6.0] * DIM])
+
+
+def test_ev_fused_lookup_counts_every_occurrence():
+    # Distinct ids are gathered once but count as often as they occur, as
+    # with the unfused lookup.
+    ev, _ = _ev_table("ev")
+    sp_ids = _sparse([[0, 0], [0, 1], [1, 0], [2, 0]], [7, 5, 5, 5], [3, 2], tf.int64)
+    out = tf.nn.fused_safe_embedding_lookup_sparse(ev, sp_ids, combiner="sum")
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(out)
+        freqs = sess.run(ev.get_frequency(tf.constant([5, 7], tf.int64)))
+    np.testing.assert_array_equal(freqs, [3, 1])
 
 
 # --- bad input --------------------------------------------------------------------

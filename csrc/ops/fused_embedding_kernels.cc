@@ -96,12 +96,19 @@ class FusedEmbeddingSparsePreLookUpOp : public OpKernel {
 
     OpOutputList partitioned_ids;
     OP_REQUIRES_OK(ctx, ctx->output_list("partitioned_ids", &partitioned_ids));
+    OpOutputList partitioned_counts;
+    OP_REQUIRES_OK(ctx,
+                   ctx->output_list("partitioned_counts", &partitioned_counts));
     std::vector<Tensor*> ids(parts);
+    std::vector<int64_t*> counts(parts);
     for (int p = 0; p < parts; ++p) {
-      OP_REQUIRES_OK(ctx, partitioned_ids.allocate(
-                              p, TensorShape({planner.gathered(p)}), &ids[p]));
+      const TensorShape shape({planner.gathered(p)});
+      OP_REQUIRES_OK(ctx, partitioned_ids.allocate(p, shape, &ids[p]));
+      Tensor* t = nullptr;
+      OP_REQUIRES_OK(ctx, partitioned_counts.allocate(p, shape, &t));
+      counts[p] = t->flat<int64_t>().data();
     }
-    planner.WriteIds(ids, {});
+    planner.WriteIds(ids, counts);
   }
 
  private:

@@ -33,6 +33,7 @@ REGISTER_OP("FusedEmbeddingSparsePreLookUp")
     .Output("rows: int64")
     .Output("weights: T")
     .Output("sources: int64")
+    .Output("partitioned_counts: num_partitions * int64")
     .Attr("num_partitions: int >= 1")
     .Attr("partition_strategy: {'div', 'mod', 'ev'}")
     .Attr("sparse_rank: int = -1")
@@ -61,7 +62,8 @@ REGISTER_OP("FusedEmbeddingSparsePreLookUp")
       for (int i = 0; i < num_partitions; ++i) {
         c->set_output(i, c->Vector(c->UnknownDim()));
       }
-      for (int i = num_partitions; i < num_partitions + 4; ++i) {
+      // The entry outputs, then partitioned_counts (one per partition).
+      for (int i = num_partitions; i < 2 * num_partitions + 4; ++i) {
         c->set_output(i, c->Vector(c->UnknownDim()));
       }
       return tensorflow::OkStatus();
@@ -87,7 +89,8 @@ partitioned EmbeddingVariables route keys (table_rows is ignored).
 
 partitioned_ids[p] lists the ids to gather from partition p, in order of
 first appearance; with `unique` each id appears once, otherwise once per
-entry. positions[i] indexes the concatenation of the rows gathered for
+entry. partitioned_counts[p][j] is the number of entries that read
+partitioned_ids[p][j] (always 1 without `unique`). positions[i] indexes the concatenation of the rows gathered for
 partitioned_ids[0], ..., partitioned_ids[num_partitions - 1]. Entries come
 out grouped by output row, in input order within a row; sources[i] is the
 index in sp_values of entry i, or -1 for an entry that fills an empty row.

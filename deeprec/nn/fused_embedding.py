@@ -71,9 +71,10 @@ class _Table:
         # shards whatever partition_strategy says, as their other lookups do.
         self.strategy = "ev"
         self.table_rows = -1
-        # Each occurrence of an id is looked up, so that frequency counting
-        # and admission see the same ids as with the unfused lookups.
-        self.unique = False
+        # Each distinct id is read once, with the number of entries that
+        # read it, so that frequency counting and admission see what the
+        # unfused lookups show them; optimizers then update distinct ids.
+        self.unique = True
 
     def _init_dense(self, api, shards, strategy):
         converted = []
@@ -215,7 +216,9 @@ def _fused_lookup(table: _Table, sp_ids, sp_weights, combiner, max_norm, default
         sparse_rank=sparse_rank, prune_invalid_ids=prune_ids,
         prune_invalid_weights=prune_weights, fill_empty_rows=default_id is not None,
         default_id=0 if default_id is None else int(default_id), unique=table.unique)
-    gathered = [table.gather(i, ids) for i, ids in enumerate(pre.partitioned_ids)]
+    gathered = [table.gather(i, ids, counts if table.is_ev else None)
+                for i, (ids, counts) in enumerate(zip(pre.partitioned_ids,
+                                                      pre.partitioned_counts, strict=True))]
     return kv_ops.fused_embedding_sparse_post_look_up(
         gathered, pre.positions, pre.rows, pre.weights, sp_ids.dense_shape,
         combiner=combiner, max_norm=-1.0 if max_norm is None else float(max_norm))
