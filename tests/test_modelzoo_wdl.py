@@ -95,6 +95,27 @@ def test_wdl_on_hash_bucket_tables_and_with_ev_options(data_dir, tmp_path):
     assert "eval" not in filtered and "saved_model" not in filtered
 
 
+def test_group_embedding_trains_as_the_fused_lookups(data_dir, tmp_path):
+    # The same model and seeds: grouping changes how the columns are looked
+    # up, not what is computed. Two runs of one configuration already differ
+    # by about 1e-3 in these averages (training is not bitwise reproducible
+    # from run to run), so the check allows that much.
+    common = SMALL + ["--data_location", data_dir, "--steps", "60", "--no_eval",
+                      "--saved_model_path", "none", "--summary_steps", "10"]
+    fused = wdl_train.main(common + ["--output_dir", str(tmp_path / "fused")])
+    grouped = wdl_train.main(common + ["--output_dir", str(tmp_path / "grouped"),
+                                       "--group_embedding", "localized"])
+    for key in ("loss_start", "loss_end"):
+        assert grouped["train"][key] == pytest.approx(fused["train"][key], rel=5e-3)
+    with tf.Graph().as_default() as graph:
+        tf.train.import_meta_graph(grouped["checkpoint"] + ".meta")
+        ops = {op.type for op in graph.get_operations()}
+    assert "GroupEmbeddingSparsePostLookUp" in ops
+    assert "FusedEmbeddingSparsePostLookUp" in ops  # the wide part stays fused
+    names = {n for n, _ in tf.train.list_variables(grouped["checkpoint"])}
+    assert "deep/input_layer/C1_embedding/embedding_weights-keys" in names
+
+
 def test_stock_tensorflow_baseline_never_imports_deeprec(data_dir, tmp_path):
     code = ("import sys; from modelzoo.wdl import train; "
             "r = train.main(sys.argv[1:]); "
@@ -135,6 +156,9 @@ def test_bad_flag_types_and_stock_tf_conflicts(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("MODELZOO_STOCK_TF", "1")
     with pytest.raises(SystemExit, match="--ev needs deeprec .*got True"):
         wdl_train.main(["--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--group_embedding needs deeprec .*got 'localized'"):
+        wdl_train.main(["--ev", "false", "--emb_fusion", "false", "--group_embedding",
+                        "localized", "--output_dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--optimizer is DeepRec's.*got 'adamasync'"):
         wdl_train.main(["--ev", "false", "--emb_fusion", "false", "--optimizer", "adamasync",
                         "--output_dir", str(tmp_path)])

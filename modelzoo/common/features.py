@@ -6,8 +6,11 @@ id, with the admission/eviction of `--ev_filter`/`--ev_evict`); with
 `--ev false` it is stock TensorFlow's `categorical_column_with_hash_bucket`
 over a `[min(--hash_bucket_size, 2 x vocabulary), dim]` tf.Variable (the
 baseline a stock TF user would write). `--emb_fusion` sets
-`embedding_column(do_fusion=...)`. Dense features are numeric columns,
-`log1p` applied where the data set's meta says so, then standardized.
+`embedding_column(do_fusion=...)`; `--group_embedding localized` instead
+builds every embedding column in one `group_embedding_column_scope`, so that
+each `input_layer` looks its columns up in one group. Dense features are
+numeric columns, `log1p` applied where the data set's meta says so, then
+standardized.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import math
 import zlib
 
 from modelzoo.common.tfapi import tf
+
+# The group of every embedding column under --group_embedding.
+GROUP_NAME = "embedding"
 
 
 def _seed(args, name: str) -> int:
@@ -65,7 +71,8 @@ def categorical_column(meta, name: str, args, sequence: bool = False):
 
 def embedding_column(categorical, args, dimension: int | None = None, combiner: str = "mean",
                      stddev: float | None = None):
-    """`embedding_column` over `categorical` with a seeded initializer and `--emb_fusion`.
+    """`embedding_column` over `categorical`: seeded initializer, `--emb_fusion` or
+    `--group_embedding`.
 
     The initializer is a truncated normal of `stddev` (default 1/sqrt(dimension)).
     """
@@ -73,6 +80,10 @@ def embedding_column(categorical, args, dimension: int | None = None, combiner: 
     stddev = 1.0 / math.sqrt(dimension) if stddev is None else stddev
     initializer = tf.truncated_normal_initializer(stddev=stddev,
                                                   seed=_seed(args, categorical.name))
+    if args.group_embedding:
+        with tf.feature_column.group_embedding_column_scope(name=GROUP_NAME):
+            return tf.feature_column.embedding_column(categorical, dimension,
+                                                      combiner=combiner, initializer=initializer)
     kwargs = {"do_fusion": True} if args.emb_fusion else {}
     return tf.feature_column.embedding_column(categorical, dimension, combiner=combiner,
                                               initializer=initializer, **kwargs)

@@ -19,6 +19,8 @@ OPTIMIZERS = ("adagrad", "adam", "adamasync", "adagraddecay", "adamw", "gradient
 EV_FILTERS = ("none", "counter", "cbf")
 EV_EVICTIONS = ("none", "gstep", "l2")
 DATA_FORMATS = ("parquet", "csv")
+# DeepRec's modelzoo also has "collective", the multi-GPU mode (SOK).
+GROUP_EMBEDDINGS = ("localized",)
 
 
 def boolean_string(value: str) -> bool:
@@ -115,6 +117,11 @@ def make_parser(model: str, description: str, *, datasets=BUILTIN, dataset: str 
     model_group.add_argument("--embedding_dim", type=int, default=embedding_dim)
     _add_bool(model_group, "--emb_fusion", True,
               "fused embedding lookups (embedding_column(do_fusion=True))")
+    model_group.add_argument("--group_embedding", choices=GROUP_EMBEDDINGS, default=None,
+                             help="look up all embedding columns together (DeepRec's Group "
+                                  "Embedding, localized mode: one "
+                                  "group_embedding_lookup_sparse per input layer instead of "
+                                  "a lookup per column); replaces --emb_fusion")
     _add_bool(model_group, "--ev", True,
               "EmbeddingVariable columns; false: stock hash-bucket tf.Variable tables")
     model_group.add_argument("--ev_filter", choices=EV_FILTERS, default="none",
@@ -166,6 +173,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
                  "needs deeprec (unset MODELZOO_STOCK_TF to use EmbeddingVariables)")
         _require(not args.emb_fusion, "--emb_fusion", args.emb_fusion,
                  "needs deeprec (unset MODELZOO_STOCK_TF to use fused lookups)")
+        _require(args.group_embedding is None, "--group_embedding", args.group_embedding,
+                 "needs deeprec (unset MODELZOO_STOCK_TF to use group embedding)")
         _require(args.optimizer in ("adagrad", "adam", "gradientdescent", "ftrl"),
                  "--optimizer", args.optimizer, "is DeepRec's; stock TF has adagrad, adam, "
                  "gradientdescent and ftrl")
