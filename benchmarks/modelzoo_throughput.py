@@ -5,6 +5,8 @@ generated Criteo-like data with the same architecture, flags and seeds in
 three configurations, each in its own subprocess:
 
   ev+fused   deeprec: EmbeddingVariable columns, fused lookups (--ev true --emb_fusion true)
+  ev+group   deeprec: EmbeddingVariable columns, one group lookup of all embedding
+             columns (--ev true --group_embedding localized)
   ev         deeprec: EmbeddingVariable columns, TF's unfused lookups (for attribution)
   stock      stock TensorFlow 2.15 (MODELZOO_STOCK_TF=1: deeprec is never imported),
              categorical_column_with_hash_bucket over tf.Variable tables of
@@ -51,11 +53,14 @@ REPO = os.path.dirname(HERE)
 MODELS = {"wdl": "modelzoo.wdl.train", "dlrm": "modelzoo.dlrm.train"}
 CONFIGS = {
     "ev+fused": {"env": {}, "flags": ["--ev", "true", "--emb_fusion", "true"]},
+    "ev+group": {"env": {}, "flags": ["--ev", "true", "--group_embedding", "localized"]},
     "ev": {"env": {}, "flags": ["--ev", "true", "--emb_fusion", "false"]},
     "stock": {"env": {"MODELZOO_STOCK_TF": "1"}, "flags": ["--ev", "false",
                                                            "--emb_fusion", "false"]},
 }
 GOAL_SPEEDUP, GOAL_AUC = 1.2, 0.005
+# The configurations the goal is judged for: this project's fast paths.
+GOAL_CONFIGS = ("ev+fused", "ev+group")
 
 _CHILD = """
 import json, sys
@@ -140,9 +145,10 @@ def summarize(runs: list[dict]) -> dict:
             / max(r["samples_per_cpu_sec"] for r in runs if r["config"] == "stock")
             for k in best}
         summary["auc_diff"] = {k: v["auc"] - base["auc"] for k, v in best.items()}
-        if "ev+fused" in best:
-            speedup, diff = summary["speedup"]["ev+fused"], summary["auc_diff"]["ev+fused"]
-            summary["goal_met"] = bool(speedup >= GOAL_SPEEDUP and abs(diff) <= GOAL_AUC)
+        summary["goal_met"] = {
+            name: bool(summary["speedup"][name] >= GOAL_SPEEDUP
+                       and abs(summary["auc_diff"][name]) <= GOAL_AUC)
+            for name in GOAL_CONFIGS if name in best}
     return summary
 
 
@@ -173,7 +179,8 @@ def render(report: dict) -> str:
         "AUC | AUC - stock | logloss | loss first/last 10% | other-CPU |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    tables = {"ev+fused": "EV, fused lookups", "ev": "EV, unfused lookups",
+    tables = {"ev+fused": "EV, fused lookups", "ev+group": "EV, group lookup",
+              "ev": "EV, unfused lookups",
               "stock": "stock TF 2.15 hash bucket tf.Variable"}
 
     def ratio(key, name):
@@ -193,11 +200,10 @@ def render(report: dict) -> str:
         f"{r['config']} round {r['round']}: {r['samples_per_sec']:,.0f} "
         f"({r['samples_per_cpu_sec']:,.0f}/CPU-s, other-CPU {r['other_cpu']:.0%})"
         for r in report["runs"]) + ".")
-    if "goal_met" in s:
-        speedup, diff = s["speedup"]["ev+fused"], s["auc_diff"]["ev+fused"]
-        lines += ["", f"Goal (ev+fused >= {GOAL_SPEEDUP}x stock samples/s at |AUC - stock| "
-                  f"<= {GOAL_AUC}): {speedup:.2f}x, AUC {diff:+.4f} -> "
-                  f"**{'met' if s['goal_met'] else 'not met'}**"]
+    for name, met in s.get("goal_met", {}).items():
+        lines += ["", f"Goal ({name} >= {GOAL_SPEEDUP}x stock samples/s at |AUC - stock| "
+                  f"<= {GOAL_AUC}): {s['speedup'][name]:.2f}x, AUC "
+                  f"{s['auc_diff'][name]:+.4f} -> **{'met' if met else 'not met'}**"]
     lines.append(end)
     return "\n".join(lines) + "\n"
 
