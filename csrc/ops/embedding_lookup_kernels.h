@@ -214,12 +214,16 @@ class SlotMap {
   // A map whose keys go to `keys` (in slot order), sized for `expected`
   // distinct keys at a load of at most 1/2 (it grows beyond that), in the
   // calling thread's scratch number `scratch`. One thread may use a scratch
-  // number for one map at a time.
+  // number for one map at a time. `keys` has spare elements at its end until
+  // Finish.
   SlotMap(int64_t expected, std::vector<Distinct>* keys, int scratch)
-      : cells_(Scratch(scratch)), keys_(keys) {
+      : scratch_(Scratch(scratch)), keys_(keys) {
     int64_t capacity = 16;
     while (capacity < 2 * expected) capacity <<= 1;
     Reset(capacity);
+    keys_->resize(std::max<int64_t>(expected, 1));
+    keys_data_ = keys_->data();
+    SetLimit();
   }
 
   SlotMap(const SlotMap&) = delete;
@@ -231,26 +235,32 @@ class SlotMap {
   }
 
   // The slot of `key`, counting one more entry for it; a new key gets the
-  // next slot and is appended to the keys.
+  // next slot.
   int64_t Insert(int64_t key) {
     const uint64_t hash = Hash(key);
     const uint32_t tag = static_cast<uint32_t>(hash >> 32);
     uint64_t i = hash & mask_;
     for (; cells_[i].slot >= 0; i = (i + 1) & mask_) {
       if (cells_[i].tag == tag) {
-        Distinct& d = (*keys_)[cells_[i].slot];
+        Distinct& d = keys_data_[cells_[i].slot];
         if (d.key == key) {
           ++d.count;
           return cells_[i].slot;
         }
       }
     }
-    const int32_t slot = static_cast<int32_t>(keys_->size());
-    keys_->push_back(Distinct{key, 1});
+    // The keys and the map's state sit in plain members rather than behind
+    // std::vector::push_back, whose bookkeeping the compiler reloads on
+    // every insert.
+    const int32_t slot = static_cast<int32_t>(size_++);
+    keys_data_[slot] = Distinct{key, 1};
     cells_[i] = Cell{tag, slot};
-    if (2 * keys_->size() > cells_.size()) Grow();
+    if (size_ == limit_) Grow();
     return slot;
   }
+
+  // Drops the spare elements at the end of the keys.
+  void Finish() { keys_->resize(size_); }
 
  private:
   static std::vector<Cell>& Scratch(int index) {
@@ -266,24 +276,42 @@ class SlotMap {
   }
 
   void Reset(int64_t capacity) {
-    cells_.assign(capacity, Cell{0, -1});
+    scratch_.assign(capacity, Cell{0, -1});
+    cells_ = scratch_.data();
     mask_ = capacity - 1;
   }
 
-  void Grow() {
-    Reset(2 * static_cast<int64_t>(cells_.size()));
-    for (size_t slot = 0; slot < keys_->size(); ++slot) {
-      const uint64_t hash = Hash((*keys_)[slot].key);
-      uint64_t i = hash & mask_;
-      while (cells_[i].slot >= 0) i = (i + 1) & mask_;
-      cells_[i] =
-          Cell{static_cast<uint32_t>(hash >> 32), static_cast<int32_t>(slot)};
-    }
+  // Insert calls Grow when the keys run out of spare elements or the cells
+  // reach a load of 1/2.
+  void SetLimit() {
+    limit_ = std::min<int64_t>(keys_->size(), (mask_ + 1) / 2 + 1);
   }
 
-  std::vector<Cell>& cells_;
-  std::vector<Distinct>* keys_;
+  void Grow() {
+    if (size_ == static_cast<int64_t>(keys_->size())) {
+      keys_->resize(2 * size_);
+      keys_data_ = keys_->data();
+    }
+    if (2 * size_ > static_cast<int64_t>(mask_ + 1)) {
+      Reset(2 * static_cast<int64_t>(mask_ + 1));
+      for (int64_t slot = 0; slot < size_; ++slot) {
+        const uint64_t hash = Hash(keys_data_[slot].key);
+        uint64_t i = hash & mask_;
+        while (cells_[i].slot >= 0) i = (i + 1) & mask_;
+        cells_[i] =
+            Cell{static_cast<uint32_t>(hash >> 32), static_cast<int32_t>(slot)};
+      }
+    }
+    SetLimit();
+  }
+
+  std::vector<Cell>& scratch_;
+  Cell* cells_ = nullptr;
   uint64_t mask_ = 0;
+  std::vector<Distinct>* keys_;
+  Distinct* keys_data_ = nullptr;
+  int64_t size_ = 0;
+  int64_t limit_ = 0;  // Insert calls Grow when size_ reaches it.
 };
 
 // How one feature's ids are looked up.
@@ -456,7 +484,6 @@ class LookupPlanner {
       // Ids repeat within a batch; expect about half of them to be distinct.
       const int64_t expected = entries_ / parts / 2 + 1;
       for (int p = 0; p < parts; ++p) {
-        ids_[p].reserve(expected);
         maps_.push_back(std::make_unique<SlotMap>(expected, &ids_[p], p));
       }
     } else {
@@ -472,6 +499,7 @@ class LookupPlanner {
       }
       return tensorflow::OkStatus();
     }).IgnoreError();
+    for (auto& map : maps_) map->Finish();
     maps_.clear();
   }
 
