@@ -570,28 +570,58 @@ class LookupPlanner {
     return row;
   }
 
-  template <typename Tids>
-  Status CountKept(const Tids* ids) {
+  // Validates the ids and counts the kept entries and the rows they fill,
+  // in input order, and whether their rows are in order (sorted_).
+  // kOneRowDim is row_dims_ == 1, as for rank-2 ids combined over their last
+  // dimension, the common case: an entry's row is then its first index.
+  template <bool kOneRowDim, typename Tids>
+  Status ScanKept(const Tids* ids, int64_t* kept_entries, int64_t* filled) {
+    const int64_t row_dims = kOneRowDim ? 1 : row_dims_;
+    // Keep and IsTableRow on locals, which stay in registers (the options
+    // themselves were reloaded for every entry).
+    const bool prune_ids = options_.prune_ids;
+    // Without weights every weight is 1, which pruning keeps.
+    const bool prune_weights = options_.prune_weights && weights_ != nullptr;
+    const bool bounded = Bounded(options_);
+    const uint64_t table_rows = static_cast<uint64_t>(table_rows_);
+    bool sorted = true;
     int64_t kept = 0, filled_rows = 0, last_row = -1;
     for (int64_t i = 0; i < nnz_; ++i) {
       const int64_t* index = indices_ + i * rank_;
-      for (int64_t k = 0; k < row_dims_; ++k) {
+      int64_t row = 0;  // As RowOf.
+      for (int64_t k = 0; k < row_dims; ++k) {
         if (index[k] < 0 || index[k] >= shape_[k]) {
           return errors::InvalidArgument(
               names_.op(), ": ", names_("sp_indices"), "[", i, ", ", k,
               "] = ", index[k], " is out of bounds for ",
               names_("sp_dense_shape"), " ", ShapeString(*dense_shape_));
         }
+        row = row * shape_[k] + index[k];
       }
       const int64_t id = static_cast<int64_t>(ids[i]);
-      if (!Keep(id, Weight(i))) continue;
-      if (!IsTableRow(id)) return NotATableRow(id, "sp_values", i);
-      const int64_t row = RowOf(i);
-      if (row < last_row) sorted_ = false;
-      if (row != last_row) ++filled_rows;
+      if ((prune_ids && id < 0) || (prune_weights && !(weights_[i] > T(0)))) {
+        continue;
+      }
+      if (bounded && static_cast<uint64_t>(id) >= table_rows) {
+        return NotATableRow(id, "sp_values", i);
+      }
+      sorted &= row >= last_row;
+      filled_rows += row != last_row;
       last_row = row;
       ++kept;
     }
+    sorted_ = sorted;
+    *kept_entries = kept;
+    *filled = filled_rows;
+    return tensorflow::OkStatus();
+  }
+
+  template <typename Tids>
+  Status CountKept(const Tids* ids) {
+    int64_t kept = 0, filled_rows = 0;
+    TF_RETURN_IF_ERROR(row_dims_ == 1
+                           ? ScanKept<true>(ids, &kept, &filled_rows)
+                           : ScanKept<false>(ids, &kept, &filled_rows));
     if (!sorted_) {
       // Rare (SparseTensors are usually in row-major order): order the kept
       // entries by row once, stably, and count the rows they fill.
