@@ -144,6 +144,29 @@ def test_safe_lookup_matches_stock(kind, combiner):
     assert np.any(np.linalg.norm(INIT[ids[ids >= 0]], axis=1) > 0.8)
 
 
+@pytest.mark.parametrize("dim", [8, 16, 64, 128])
+@pytest.mark.parametrize("kind", ["resource", "mod3"])
+def test_safe_lookup_matches_stock_for_vectorized_dims(dim, kind):
+    # Rows of 8 to 128 float32s have combination kernels of their own. (The
+    # weights' gradients, dot products over a row, are left out: float32
+    # rounding alone takes them past the tolerance at these dims.)
+    table = np.random.RandomState(dim).uniform(-1, 1, (ROWS, dim)).astype(np.float32)
+    params, shards, strategy = _dense_table(kind, table)
+    indices, ids, weights, shape = _random_ids(seed=dim)
+    sp_ids, sp_weights = _sparse(indices, ids, shape), _sparse(indices, weights, shape)
+    # Clips about half the rows.
+    max_norm = float(np.median(np.linalg.norm(table, axis=1)))
+    pairs = []
+    for combiner in COMBINERS:
+        for clip in (None, max_norm):
+            args = dict(sparse_weights=sp_weights, combiner=combiner,
+                        partition_strategy=strategy, max_norm=clip)
+            pairs.append((tf.nn.fused_safe_embedding_lookup_sparse(params, sp_ids, **args),
+                          tf.nn.safe_embedding_lookup_sparse(params, sp_ids, **args)))
+    results = _run_pairs(pairs, shards)
+    assert results[0][0].shape == (12, dim)
+
+
 @pytest.mark.parametrize("kind", ["resource", "mod3"])
 @pytest.mark.parametrize("combiner", COMBINERS)
 def test_safe_lookup_rank3_matches_stock(kind, combiner):
