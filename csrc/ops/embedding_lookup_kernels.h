@@ -163,13 +163,23 @@ struct Groups {
 inline Groups GroupByKey(const int64_t* keys, int64_t n, int64_t num_keys) {
   Groups g;
   g.start.assign(num_keys + 1, 0);
+  // Keys in order (the common case): group k ends after its last entry, or
+  // where group k - 1 ends if it is empty. Plain stores, unlike counting,
+  // which adds to the same element entry after entry.
   bool sorted = true;
   for (int64_t i = 0; i < n; ++i) {
-    ++g.start[keys[i] + 1];
-    if (i > 0 && keys[i] < keys[i - 1]) sorted = false;
+    g.start[keys[i] + 1] = i + 1;
+    sorted &= i == 0 || keys[i] >= keys[i - 1];
   }
+  if (sorted) {
+    for (int64_t k = 0; k < num_keys; ++k) {
+      g.start[k + 1] = std::max(g.start[k + 1], g.start[k]);
+    }
+    return g;
+  }
+  std::fill(g.start.begin(), g.start.end(), 0);
+  for (int64_t i = 0; i < n; ++i) ++g.start[keys[i] + 1];
   for (int64_t k = 0; k < num_keys; ++k) g.start[k + 1] += g.start[k];
-  if (sorted) return g;
   g.order.resize(n);
   std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
   for (int64_t i = 0; i < n; ++i) g.order[next[keys[i]]++] = i;
@@ -842,16 +852,23 @@ inline int64_t GradientSplits(int64_t gathered, int64_t entries, int64_t dim,
   return std::max<int64_t>(1, std::min(splits, gathered));
 }
 
-// Validates the entry tensors of a post-lookup op.
-inline Status CheckEntries(const ArgNames& names, const Tensor& positions,
-                           const Tensor& rows, const Tensor& weights,
-                           int64_t num_gathered, int64_t num_rows) {
+// Validates the shapes of the entry tensors of a post-lookup op.
+inline Status CheckEntryShapes(const ArgNames& names, const Tensor& positions,
+                               const Tensor& rows, const Tensor& weights) {
   TF_RETURN_IF_ERROR(RequireVector(names, positions, "positions"));
   TF_RETURN_IF_ERROR(RequireVector(names, rows, "rows"));
   TF_RETURN_IF_ERROR(RequireVector(names, weights, "weights"));
   const int64_t n = positions.NumElements();
   TF_RETURN_IF_ERROR(RequireLength(names, rows, "rows", n, "positions"));
-  TF_RETURN_IF_ERROR(RequireLength(names, weights, "weights", n, "positions"));
+  return RequireLength(names, weights, "weights", n, "positions");
+}
+
+// Validates the entry tensors of a post-lookup op: their shapes, every
+// position, then every row.
+inline Status CheckEntries(const ArgNames& names, const Tensor& positions,
+                           const Tensor& rows, const Tensor& weights,
+                           int64_t num_gathered, int64_t num_rows) {
+  TF_RETURN_IF_ERROR(CheckEntryShapes(names, positions, rows, weights));
   TF_RETURN_IF_ERROR(CheckRange(names, positions, "positions", num_gathered,
                                 "rows of emb_shards"));
   return CheckRange(names, rows, "rows", num_rows, "output rows");
@@ -974,21 +991,29 @@ struct Combination {
               const Tensor& rows_t, const Tensor& weights_t,
               int64_t output_rows, bool with_scales) {
     num_rows = output_rows;
-    TF_RETURN_IF_ERROR(CheckEntries(names, positions_t, rows_t, weights_t,
-                                    gathered.size(), num_rows));
+    TF_RETURN_IF_ERROR(CheckEntryShapes(names, positions_t, rows_t, weights_t));
     n = positions_t.NumElements();
     positions = positions_t.flat<int64_t>().data();
     rows = rows_t.flat<int64_t>().data();
     weights = weights_t.flat<T>().data();
     norm.assign(num_rows, T(combiner == Combiner::kSum ? 1 : 0));
-    if (combiner != Combiner::kSum) {
-      for (int64_t i = 0; i < n; ++i) {
-        norm[rows[i]] +=
-            combiner == Combiner::kMean ? weights[i] : weights[i] * weights[i];
-      }
-      if (combiner == Combiner::kSqrtn) {
+    bool in_range = false;
+    switch (combiner) {
+      case Combiner::kSum:
+        in_range = ScanEntries<Combiner::kSum>();
+        break;
+      case Combiner::kMean:
+        in_range = ScanEntries<Combiner::kMean>();
+        break;
+      case Combiner::kSqrtn:
+        in_range = ScanEntries<Combiner::kSqrtn>();
         for (T& v : norm) v = std::sqrt(v);
-      }
+        break;
+    }
+    if (!in_range) {
+      // Names the first bad position, else the first bad row.
+      return CheckEntries(names, positions_t, rows_t, weights_t,
+                          gathered.size(), num_rows);
     }
     if (with_scales && clipped()) {
       scale.resize(gathered.size());
@@ -1064,6 +1089,34 @@ struct Combination {
   }
 
  private:
+  // Whether every entry's position and row are in range, checked in the
+  // pass that sums the row norms ('mean', 'sqrtn'). Runs of entries with
+  // the same row (the planner groups them so) sum in a register, and still
+  // in input order.
+  template <Combiner kCombiner>
+  bool ScanEntries() {
+    const uint64_t num_gathered = static_cast<uint64_t>(gathered.size());
+    int64_t row = -1;  // The row whose norm `sum` holds.
+    T sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = rows[i];
+      if ((static_cast<uint64_t>(positions[i]) >= num_gathered) |
+          (static_cast<uint64_t>(r) >= static_cast<uint64_t>(num_rows))) {
+        return false;
+      }
+      if (kCombiner == Combiner::kSum) continue;
+      if (r != row) {
+        if (row >= 0) norm[row] = sum;
+        row = r;
+        sum = norm[r];
+      }
+      sum +=
+          kCombiner == Combiner::kMean ? weights[i] : weights[i] * weights[i];
+    }
+    if (row >= 0) norm[row] = sum;
+    return true;
+  }
+
   __attribute__((target("avx2,fma"))) void CombineAvx2(const Groups& by_row,
                                                        int64_t lo, int64_t hi,
                                                        T* out) const {
