@@ -708,13 +708,24 @@ def test_rejects_bad_tables(sp_ids):
             ev, _sparse([[0, 0]], np.array([1], np.int32), [1, 1]))
 
 
-def test_post_lookup_op_rejects_bad_positions():
+@pytest.mark.parametrize("combiner", COMBINERS)
+@pytest.mark.parametrize("positions, rows, match", [
+    ([0, 3], [0, 1], r"positions\[1\] = 3 is not in \[0, 3\), the rows of emb_shards"),
+    ([0, 1], [0, -1], r"rows\[1\] = -1 is not in \[0, 2\), the output rows"),
+    ([0, 1], [2, 0], r"rows\[0\] = 2 is not in \[0, 2\), the output rows"),
+    # A bad position is named before a bad row that comes earlier.
+    ([0, -2], [5, 0], r"positions\[1\] = -2 is not in \[0, 3\), the rows of emb_shards"),
+])
+def test_post_lookup_op_rejects_bad_positions_and_rows(combiner, positions, rows, match):
     from deeprec._native import ops as kv_ops
+    args = ([tf.constant(INIT[:3])], tf.constant(positions, tf.int64),
+            tf.constant(rows, tf.int64), tf.constant([1.0, 1.0]))
     out = kv_ops.fused_embedding_sparse_post_look_up(
-        [tf.constant(INIT[:3])], tf.constant([0, 3], tf.int64), tf.constant([0, 1], tf.int64),
-        tf.constant([1.0, 1.0]), tf.constant([2, 4], tf.int64), combiner="sum")
-    with tf.Session() as sess, pytest.raises(
-            tf.errors.InvalidArgumentError,
-            match=r"FusedEmbeddingSparsePostLookUp: positions\[1\] = 3 is not in \[0, 3\), "
-                  r"the rows of emb_shards"):
-        sess.run(out)
+        *args, tf.constant([2, 4], tf.int64), combiner=combiner)
+    grad = kv_ops.fused_embedding_sparse_post_look_up_grad(
+        tf.ones([2, DIM]), *args, combiner=combiner)
+    with tf.Session() as sess:
+        for fetch, op in [(out, "FusedEmbeddingSparsePostLookUp"),
+                          (grad, "FusedEmbeddingSparsePostLookUpGrad")]:
+            with pytest.raises(tf.errors.InvalidArgumentError, match=f"{op}: {match}"):
+                sess.run(fetch)
