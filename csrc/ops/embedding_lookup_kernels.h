@@ -202,6 +202,11 @@ inline Status CheckRange(const ArgNames& names, const Tensor& t,
 
 // An id to gather and how many entries read it.
 struct Distinct {
+  // Leaves the members uninitialized, so that growing a vector of them (the
+  // spare keys of a SlotMap, written before they are read) stores nothing.
+  Distinct() {}
+  Distinct(int64_t id, int64_t entries) : key(id), count(entries) {}
+
   int64_t key;
   int64_t count;
 };
