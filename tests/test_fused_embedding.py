@@ -144,6 +144,29 @@ def test_safe_lookup_matches_stock(kind, combiner):
     assert np.any(np.linalg.norm(INIT[ids[ids >= 0]], axis=1) > 0.8)
 
 
+@pytest.mark.parametrize("dim", [8, 16, 64, 128])
+@pytest.mark.parametrize("kind", ["resource", "mod3"])
+def test_safe_lookup_matches_stock_for_vectorized_dims(dim, kind):
+    # Rows of 8 to 128 float32s have combination kernels of their own. (The
+    # weights' gradients, dot products over a row, are left out: float32
+    # rounding alone takes them past the tolerance at these dims.)
+    table = np.random.RandomState(dim).uniform(-1, 1, (ROWS, dim)).astype(np.float32)
+    params, shards, strategy = _dense_table(kind, table)
+    indices, ids, weights, shape = _random_ids(seed=dim)
+    sp_ids, sp_weights = _sparse(indices, ids, shape), _sparse(indices, weights, shape)
+    # Clips about half the rows.
+    max_norm = float(np.median(np.linalg.norm(table, axis=1)))
+    pairs = []
+    for combiner in COMBINERS:
+        for clip in (None, max_norm):
+            args = dict(sparse_weights=sp_weights, combiner=combiner,
+                        partition_strategy=strategy, max_norm=clip)
+            pairs.append((tf.nn.fused_safe_embedding_lookup_sparse(params, sp_ids, **args),
+                          tf.nn.safe_embedding_lookup_sparse(params, sp_ids, **args)))
+    results = _run_pairs(pairs, shards)
+    assert results[0][0].shape == (12, dim)
+
+
 @pytest.mark.parametrize("kind", ["resource", "mod3"])
 @pytest.mark.parametrize("combiner", COMBINERS)
 def test_safe_lookup_rank3_matches_stock(kind, combiner):
@@ -700,13 +723,24 @@ def test_rejects_bad_tables(sp_ids):
             ev, _sparse([[0, 0]], np.array([1], np.int32), [1, 1]))
 
 
-def test_post_lookup_op_rejects_bad_positions():
+@pytest.mark.parametrize("combiner", COMBINERS)
+@pytest.mark.parametrize("positions, rows, match", [
+    ([0, 3], [0, 1], r"positions\[1\] = 3 is not in \[0, 3\), the rows of emb_shards"),
+    ([0, 1], [0, -1], r"rows\[1\] = -1 is not in \[0, 2\), the output rows"),
+    ([0, 1], [2, 0], r"rows\[0\] = 2 is not in \[0, 2\), the output rows"),
+    # A bad position is named before a bad row that comes earlier.
+    ([0, -2], [5, 0], r"positions\[1\] = -2 is not in \[0, 3\), the rows of emb_shards"),
+])
+def test_post_lookup_op_rejects_bad_positions_and_rows(combiner, positions, rows, match):
     from deeprec._native import ops as kv_ops
+    args = ([tf.constant(INIT[:3])], tf.constant(positions, tf.int64),
+            tf.constant(rows, tf.int64), tf.constant([1.0, 1.0]))
     out = kv_ops.fused_embedding_sparse_post_look_up(
-        [tf.constant(INIT[:3])], tf.constant([0, 3], tf.int64), tf.constant([0, 1], tf.int64),
-        tf.constant([1.0, 1.0]), tf.constant([2, 4], tf.int64), combiner="sum")
-    with tf.Session() as sess, pytest.raises(
-            tf.errors.InvalidArgumentError,
-            match=r"FusedEmbeddingSparsePostLookUp: positions\[1\] = 3 is not in \[0, 3\), "
-                  r"the rows of emb_shards"):
-        sess.run(out)
+        *args, tf.constant([2, 4], tf.int64), combiner=combiner)
+    grad = kv_ops.fused_embedding_sparse_post_look_up_grad(
+        tf.ones([2, DIM]), *args, combiner=combiner)
+    with tf.Session() as sess:
+        for fetch, op in [(out, "FusedEmbeddingSparsePostLookUp"),
+                          (grad, "FusedEmbeddingSparsePostLookUpGrad")]:
+            with pytest.raises(tf.errors.InvalidArgumentError, match=f"{op}: {match}"):
+                sess.run(fetch)

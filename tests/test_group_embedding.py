@@ -252,6 +252,31 @@ def test_empty_rows_tables_and_batches():
     assert [o.shape for o in outs] == [(4, 3), (0, 3), (3, 3), (4, 3)]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_safe_lookup_for_vectorized_dims(dtype):
+    # Rows of 16 to 512 bytes have combination kernels of their own; dim 12
+    # (float32) and 6 (float64) do not. The partitioned table's gathered rows
+    # come from several shards. (The weights' gradients, dot products over a
+    # row, are left out: float32 rounding alone takes them past the tolerance
+    # at these dims.)
+    dims = [4, 8, 12, 16, 32, 64, 128] if dtype == np.float32 else [2, 4, 6, 8, 16, 64]
+    values = [_table_values(d, seed=d, dtype=dtype) for d in dims]
+    params = [tf.get_variable(f"t{i}", initializer=v, use_resource=True)
+              for i, v in enumerate(values[:-1])]
+    pieces = [values[-1][i::3] for i in range(3)]
+    params.append([tf.get_variable(f"part_{i}", initializer=p, use_resource=True)
+                   for i, p in enumerate(pieces)])
+    batches = [_batch(seed=3 * i + 1, batch=16, max_ids=8) for i in range(len(dims))]
+    sp_ids = [_sparse(ind, ids, shape) for ind, ids, _, shape in batches]
+    sp_weights = [_sparse(ind, w.astype(dtype), shape) for ind, _, w, shape in batches]
+    combiners = [COMBINERS[i % 3] for i in range(len(dims))]
+    got = tf.nn.group_embedding_lookup_sparse(params, sp_ids, combiners, sp_weights)
+    want = [tf.nn.safe_embedding_lookup_sparse(p, s, w, combiner=c, partition_strategy="mod")
+            for p, s, w, c in zip(params, sp_ids, sp_weights, combiners, strict=True)]
+    outs, _ = _compare(got, want, params[:-1] + params[-1])
+    assert [o.shape for o in outs] == [(16, d) for d in dims]
+
+
 def test_float64_tables_int32_ids_and_unsorted_indices():
     values = [_table_values(d, seed=d, dtype=np.float64) for d in (3, 4)]
     tables = [tf.get_variable(f"t{i}", initializer=v, use_resource=True)

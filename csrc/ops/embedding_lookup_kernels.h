@@ -163,13 +163,23 @@ struct Groups {
 inline Groups GroupByKey(const int64_t* keys, int64_t n, int64_t num_keys) {
   Groups g;
   g.start.assign(num_keys + 1, 0);
+  // Keys in order (the common case): group k ends after its last entry, or
+  // where group k - 1 ends if it is empty. Plain stores, unlike counting,
+  // which adds to the same element entry after entry.
   bool sorted = true;
   for (int64_t i = 0; i < n; ++i) {
-    ++g.start[keys[i] + 1];
-    if (i > 0 && keys[i] < keys[i - 1]) sorted = false;
+    g.start[keys[i] + 1] = i + 1;
+    sorted &= i == 0 || keys[i] >= keys[i - 1];
   }
+  if (sorted) {
+    for (int64_t k = 0; k < num_keys; ++k) {
+      g.start[k + 1] = std::max(g.start[k + 1], g.start[k]);
+    }
+    return g;
+  }
+  std::fill(g.start.begin(), g.start.end(), 0);
+  for (int64_t i = 0; i < n; ++i) ++g.start[keys[i] + 1];
   for (int64_t k = 0; k < num_keys; ++k) g.start[k + 1] += g.start[k];
-  if (sorted) return g;
   g.order.resize(n);
   std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
   for (int64_t i = 0; i < n; ++i) g.order[next[keys[i]]++] = i;
@@ -192,6 +202,11 @@ inline Status CheckRange(const ArgNames& names, const Tensor& t,
 
 // An id to gather and how many entries read it.
 struct Distinct {
+  // Leaves the members uninitialized, so that growing a vector of them (the
+  // spare keys of a SlotMap, written before they are read) stores nothing.
+  Distinct() {}
+  Distinct(int64_t id, int64_t entries) : key(id), count(entries) {}
+
   int64_t key;
   int64_t count;
 };
@@ -214,12 +229,16 @@ class SlotMap {
   // A map whose keys go to `keys` (in slot order), sized for `expected`
   // distinct keys at a load of at most 1/2 (it grows beyond that), in the
   // calling thread's scratch number `scratch`. One thread may use a scratch
-  // number for one map at a time.
+  // number for one map at a time. `keys` has spare elements at its end until
+  // Finish.
   SlotMap(int64_t expected, std::vector<Distinct>* keys, int scratch)
-      : cells_(Scratch(scratch)), keys_(keys) {
+      : scratch_(Scratch(scratch)), keys_(keys) {
     int64_t capacity = 16;
     while (capacity < 2 * expected) capacity <<= 1;
     Reset(capacity);
+    keys_->resize(std::max<int64_t>(expected, 1));
+    keys_data_ = keys_->data();
+    SetLimit();
   }
 
   SlotMap(const SlotMap&) = delete;
@@ -231,26 +250,32 @@ class SlotMap {
   }
 
   // The slot of `key`, counting one more entry for it; a new key gets the
-  // next slot and is appended to the keys.
+  // next slot.
   int64_t Insert(int64_t key) {
     const uint64_t hash = Hash(key);
     const uint32_t tag = static_cast<uint32_t>(hash >> 32);
     uint64_t i = hash & mask_;
     for (; cells_[i].slot >= 0; i = (i + 1) & mask_) {
       if (cells_[i].tag == tag) {
-        Distinct& d = (*keys_)[cells_[i].slot];
+        Distinct& d = keys_data_[cells_[i].slot];
         if (d.key == key) {
           ++d.count;
           return cells_[i].slot;
         }
       }
     }
-    const int32_t slot = static_cast<int32_t>(keys_->size());
-    keys_->push_back(Distinct{key, 1});
+    // The keys and the map's state sit in plain members rather than behind
+    // std::vector::push_back, whose bookkeeping the compiler reloads on
+    // every insert.
+    const int32_t slot = static_cast<int32_t>(size_++);
+    keys_data_[slot] = Distinct{key, 1};
     cells_[i] = Cell{tag, slot};
-    if (2 * keys_->size() > cells_.size()) Grow();
+    if (size_ == limit_) Grow();
     return slot;
   }
+
+  // Drops the spare elements at the end of the keys.
+  void Finish() { keys_->resize(size_); }
 
  private:
   static std::vector<Cell>& Scratch(int index) {
@@ -266,24 +291,42 @@ class SlotMap {
   }
 
   void Reset(int64_t capacity) {
-    cells_.assign(capacity, Cell{0, -1});
+    scratch_.assign(capacity, Cell{0, -1});
+    cells_ = scratch_.data();
     mask_ = capacity - 1;
   }
 
-  void Grow() {
-    Reset(2 * static_cast<int64_t>(cells_.size()));
-    for (size_t slot = 0; slot < keys_->size(); ++slot) {
-      const uint64_t hash = Hash((*keys_)[slot].key);
-      uint64_t i = hash & mask_;
-      while (cells_[i].slot >= 0) i = (i + 1) & mask_;
-      cells_[i] =
-          Cell{static_cast<uint32_t>(hash >> 32), static_cast<int32_t>(slot)};
-    }
+  // Insert calls Grow when the keys run out of spare elements or the cells
+  // reach a load of 1/2.
+  void SetLimit() {
+    limit_ = std::min<int64_t>(keys_->size(), (mask_ + 1) / 2 + 1);
   }
 
-  std::vector<Cell>& cells_;
-  std::vector<Distinct>* keys_;
+  void Grow() {
+    if (size_ == static_cast<int64_t>(keys_->size())) {
+      keys_->resize(2 * size_);
+      keys_data_ = keys_->data();
+    }
+    if (2 * size_ > static_cast<int64_t>(mask_ + 1)) {
+      Reset(2 * static_cast<int64_t>(mask_ + 1));
+      for (int64_t slot = 0; slot < size_; ++slot) {
+        const uint64_t hash = Hash(keys_data_[slot].key);
+        uint64_t i = hash & mask_;
+        while (cells_[i].slot >= 0) i = (i + 1) & mask_;
+        cells_[i] =
+            Cell{static_cast<uint32_t>(hash >> 32), static_cast<int32_t>(slot)};
+      }
+    }
+    SetLimit();
+  }
+
+  std::vector<Cell>& scratch_;
+  Cell* cells_ = nullptr;
   uint64_t mask_ = 0;
+  std::vector<Distinct>* keys_;
+  Distinct* keys_data_ = nullptr;
+  int64_t size_ = 0;
+  int64_t limit_ = 0;  // Insert calls Grow when size_ reaches it.
 };
 
 // How one feature's ids are looked up.
@@ -456,7 +499,6 @@ class LookupPlanner {
       // Ids repeat within a batch; expect about half of them to be distinct.
       const int64_t expected = entries_ / parts / 2 + 1;
       for (int p = 0; p < parts; ++p) {
-        ids_[p].reserve(expected);
         maps_.push_back(std::make_unique<SlotMap>(expected, &ids_[p], p));
       }
     } else {
@@ -472,6 +514,7 @@ class LookupPlanner {
       }
       return tensorflow::OkStatus();
     }).IgnoreError();
+    for (auto& map : maps_) map->Finish();
     maps_.clear();
   }
 
@@ -542,28 +585,58 @@ class LookupPlanner {
     return row;
   }
 
-  template <typename Tids>
-  Status CountKept(const Tids* ids) {
+  // Validates the ids and counts the kept entries and the rows they fill,
+  // in input order, and whether their rows are in order (sorted_).
+  // kOneRowDim is row_dims_ == 1, as for rank-2 ids combined over their last
+  // dimension, the common case: an entry's row is then its first index.
+  template <bool kOneRowDim, typename Tids>
+  Status ScanKept(const Tids* ids, int64_t* kept_entries, int64_t* filled) {
+    const int64_t row_dims = kOneRowDim ? 1 : row_dims_;
+    // Keep and IsTableRow on locals, which stay in registers (the options
+    // themselves were reloaded for every entry).
+    const bool prune_ids = options_.prune_ids;
+    // Without weights every weight is 1, which pruning keeps.
+    const bool prune_weights = options_.prune_weights && weights_ != nullptr;
+    const bool bounded = Bounded(options_);
+    const uint64_t table_rows = static_cast<uint64_t>(table_rows_);
+    bool sorted = true;
     int64_t kept = 0, filled_rows = 0, last_row = -1;
     for (int64_t i = 0; i < nnz_; ++i) {
       const int64_t* index = indices_ + i * rank_;
-      for (int64_t k = 0; k < row_dims_; ++k) {
+      int64_t row = 0;  // As RowOf.
+      for (int64_t k = 0; k < row_dims; ++k) {
         if (index[k] < 0 || index[k] >= shape_[k]) {
           return errors::InvalidArgument(
               names_.op(), ": ", names_("sp_indices"), "[", i, ", ", k,
               "] = ", index[k], " is out of bounds for ",
               names_("sp_dense_shape"), " ", ShapeString(*dense_shape_));
         }
+        row = row * shape_[k] + index[k];
       }
       const int64_t id = static_cast<int64_t>(ids[i]);
-      if (!Keep(id, Weight(i))) continue;
-      if (!IsTableRow(id)) return NotATableRow(id, "sp_values", i);
-      const int64_t row = RowOf(i);
-      if (row < last_row) sorted_ = false;
-      if (row != last_row) ++filled_rows;
+      if ((prune_ids && id < 0) || (prune_weights && !(weights_[i] > T(0)))) {
+        continue;
+      }
+      if (bounded && static_cast<uint64_t>(id) >= table_rows) {
+        return NotATableRow(id, "sp_values", i);
+      }
+      sorted &= row >= last_row;
+      filled_rows += row != last_row;
       last_row = row;
       ++kept;
     }
+    sorted_ = sorted;
+    *kept_entries = kept;
+    *filled = filled_rows;
+    return tensorflow::OkStatus();
+  }
+
+  template <typename Tids>
+  Status CountKept(const Tids* ids) {
+    int64_t kept = 0, filled_rows = 0;
+    TF_RETURN_IF_ERROR(row_dims_ == 1
+                           ? ScanKept<true>(ids, &kept, &filled_rows)
+                           : ScanKept<false>(ids, &kept, &filled_rows));
     if (!sorted_) {
       // Rare (SparseTensors are usually in row-major order): order the kept
       // entries by row once, stably, and count the rows they fill.
@@ -784,16 +857,23 @@ inline int64_t GradientSplits(int64_t gathered, int64_t entries, int64_t dim,
   return std::max<int64_t>(1, std::min(splits, gathered));
 }
 
-// Validates the entry tensors of a post-lookup op.
-inline Status CheckEntries(const ArgNames& names, const Tensor& positions,
-                           const Tensor& rows, const Tensor& weights,
-                           int64_t num_gathered, int64_t num_rows) {
+// Validates the shapes of the entry tensors of a post-lookup op.
+inline Status CheckEntryShapes(const ArgNames& names, const Tensor& positions,
+                               const Tensor& rows, const Tensor& weights) {
   TF_RETURN_IF_ERROR(RequireVector(names, positions, "positions"));
   TF_RETURN_IF_ERROR(RequireVector(names, rows, "rows"));
   TF_RETURN_IF_ERROR(RequireVector(names, weights, "weights"));
   const int64_t n = positions.NumElements();
   TF_RETURN_IF_ERROR(RequireLength(names, rows, "rows", n, "positions"));
-  TF_RETURN_IF_ERROR(RequireLength(names, weights, "weights", n, "positions"));
+  return RequireLength(names, weights, "weights", n, "positions");
+}
+
+// Validates the entry tensors of a post-lookup op: their shapes, every
+// position, then every row.
+inline Status CheckEntries(const ArgNames& names, const Tensor& positions,
+                           const Tensor& rows, const Tensor& weights,
+                           int64_t num_gathered, int64_t num_rows) {
+  TF_RETURN_IF_ERROR(CheckEntryShapes(names, positions, rows, weights));
   TF_RETURN_IF_ERROR(CheckRange(names, positions, "positions", num_gathered,
                                 "rows of emb_shards"));
   return CheckRange(names, rows, "rows", num_rows, "output rows");
@@ -808,6 +888,78 @@ inline Status CheckRowsByDim(const ArgNames& names, const Tensor& t,
   return errors::InvalidArgument(names.op(), ": ", names(arg),
                                  " must have shape [rows, ", dim, "], got ",
                                  t.shape().DebugString());
+}
+
+// The row arithmetic of Combination is written once on GCC vectors of
+// kBytes bytes and compiled twice: for the build's baseline (SSE2, 16-byte
+// vectors) and for AVX2 with FMA (32-byte vectors), picked at run time by
+// UseAvx2, so that the library still runs on CPUs without AVX2. Only inlined
+// code takes on the target of the function it is inlined into, hence
+// DEEPREC_ROW_INLINE on everything the two variants call. The AVX2 variant
+// contracts y + a * x into one FMA, rounded once: results differ from the
+// SSE2 variant's in the last bits, and still not with the thread count.
+#define DEEPREC_ROW_INLINE inline __attribute__((always_inline))
+
+inline bool UseAvx2() {
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return avx2;
+}
+
+// Rows of kVecs vectors of kBytes bytes (kVecs == 0: rows of any length, in
+// scalar loops that the compiler vectorizes as it can).
+template <typename T, int kBytes, int kVecs>
+struct RowOps {
+  typedef T Vec __attribute__((vector_size(kBytes)));
+  // A Vec within a row: at any alignment, and aliasing T (as GCC's own
+  // __m256_u). Only references to vectors pass between functions: passing
+  // them by value would differ between the SSE2 and AVX2 ABIs.
+  typedef T InRow
+      __attribute__((vector_size(kBytes), aligned(alignof(T)), may_alias));
+  static constexpr int kLanes = kBytes / sizeof(T);
+
+  // Vector v of the row at p.
+  static DEEPREC_ROW_INLINE const InRow& At(const T* p, int v) {
+    return *reinterpret_cast<const InRow*>(p + v * kLanes);
+  }
+  static DEEPREC_ROW_INLINE InRow& At(T* p, int v) {
+    return *reinterpret_cast<InRow*>(p + v * kLanes);
+  }
+
+  // y = a * x if `first`, else y += a * x, over d elements.
+  static DEEPREC_ROW_INLINE void Axpy(int64_t d, T a, const T* x, T* y,
+                                      bool first) {
+    if (kVecs == 0) {
+      if (first) {
+        for (int64_t k = 0; k < d; ++k) y[k] = a * x[k];
+      } else {
+        for (int64_t k = 0; k < d; ++k) y[k] += a * x[k];
+      }
+      return;
+    }
+    // Adds zeros rather than y for a first write: a branch on `first` would
+    // be mispredicted about as often as not in Combination::Gradient.
+    const T* const addends[2] = {y, kZeros};
+    const T* from = addends[first];
+    for (int v = 0; v < kVecs; ++v) At(y, v) = a * At(x, v) + At(from, v);
+  }
+
+ private:
+  alignas(64) static constexpr T kZeros[kVecs == 0 ? 1 : kVecs * kLanes] = {};
+};
+
+// How many kBytes vectors make a row of d elements, for the row lengths that
+// have a kernel of their own; 0 for the others.
+template <typename T>
+int RowVecs(int64_t d, int bytes) {
+  const int64_t row_bytes = d * static_cast<int64_t>(sizeof(T));
+  if (row_bytes % bytes != 0) return 0;
+  const int64_t vecs = row_bytes / bytes;
+  return vecs == 1 || vecs == 2 || vecs == 4 || vecs == 8 || vecs == 16
+             ? static_cast<int>(vecs)
+             : 0;
 }
 
 // The factor max_norm / max(|x|, max_norm) that clips row x to max_norm, as
@@ -844,21 +996,29 @@ struct Combination {
               const Tensor& rows_t, const Tensor& weights_t,
               int64_t output_rows, bool with_scales) {
     num_rows = output_rows;
-    TF_RETURN_IF_ERROR(CheckEntries(names, positions_t, rows_t, weights_t,
-                                    gathered.size(), num_rows));
+    TF_RETURN_IF_ERROR(CheckEntryShapes(names, positions_t, rows_t, weights_t));
     n = positions_t.NumElements();
     positions = positions_t.flat<int64_t>().data();
     rows = rows_t.flat<int64_t>().data();
     weights = weights_t.flat<T>().data();
     norm.assign(num_rows, T(combiner == Combiner::kSum ? 1 : 0));
-    if (combiner != Combiner::kSum) {
-      for (int64_t i = 0; i < n; ++i) {
-        norm[rows[i]] +=
-            combiner == Combiner::kMean ? weights[i] : weights[i] * weights[i];
-      }
-      if (combiner == Combiner::kSqrtn) {
+    bool in_range = false;
+    switch (combiner) {
+      case Combiner::kSum:
+        in_range = ScanEntries<Combiner::kSum>();
+        break;
+      case Combiner::kMean:
+        in_range = ScanEntries<Combiner::kMean>();
+        break;
+      case Combiner::kSqrtn:
+        in_range = ScanEntries<Combiner::kSqrtn>();
         for (T& v : norm) v = std::sqrt(v);
-      }
+        break;
+    }
+    if (!in_range) {
+      // Names the first bad position, else the first bad row.
+      return CheckEntries(names, positions_t, rows_t, weights_t,
+                          gathered.size(), num_rows);
     }
     if (with_scales && clipped()) {
       scale.resize(gathered.size());
@@ -873,21 +1033,10 @@ struct Combination {
   // Output rows [lo, hi) of the combination, into out (row-major, dim
   // columns). `by_row` groups the entries by output row.
   void Combine(const Groups& by_row, int64_t lo, int64_t hi, T* out) const {
-    const int64_t d = dim();
-    const bool in_order = by_row.order.empty();
-    for (int64_t r = lo; r < hi; ++r) {
-      T* dst = out + r * d;
-      std::fill(dst, dst + d, T(0));
-      if (norm[r] == T(0)) continue;  // div_no_nan, as TF's combiners.
-      for (int64_t j = by_row.start[r]; j < by_row.start[r + 1]; ++j) {
-        const int64_t e = in_order ? j : by_row.order[j];
-        const int64_t u = positions[e];
-        const T s = scale.empty() ? weights[e] : weights[e] * scale[u];
-        Axpy(d, s, gathered[u], dst);
-      }
-      if (combiner != Combiner::kSum) {
-        for (int64_t k = 0; k < d; ++k) dst[k] /= norm[r];
-      }
+    if (UseAvx2()) {
+      CombineAvx2(by_row, lo, hi, out);
+    } else {
+      CombineWith<16>(by_row, lo, hi, out);
     }
   }
 
@@ -898,17 +1047,10 @@ struct Combination {
   template <typename GradRow>
   void Gradient(const T* top_grad, int64_t lo, int64_t hi,
                 const GradRow& grad_row) const {
-    const int64_t d = dim();
-    for (int64_t u = lo; u < hi; ++u)
-      std::fill(grad_row(u), grad_row(u) + d, T(0));
-    for (int64_t e = 0; e < n; ++e) {
-      const int64_t u = positions[e];
-      if (u < lo || u >= hi) continue;
-      const T row_norm = norm[rows[e]];
-      if (row_norm == T(0)) continue;
-      const T s =
-          combiner == Combiner::kSum ? weights[e] : weights[e] / row_norm;
-      Axpy(d, s, top_grad + rows[e] * d, grad_row(u));
+    if (UseAvx2()) {
+      GradientAvx2(top_grad, lo, hi, grad_row);
+    } else {
+      GradientWith<16>(top_grad, lo, hi, grad_row);
     }
     if (clipped()) {
       for (int64_t u = lo; u < hi; ++u) ClipGradient(gathered[u], grad_row(u));
@@ -952,9 +1094,165 @@ struct Combination {
   }
 
  private:
-  // y += a * x over d elements.
-  static void Axpy(int64_t d, T a, const T* x, T* y) {
-    for (int64_t k = 0; k < d; ++k) y[k] += a * x[k];
+  // Whether every entry's position and row are in range, checked in the
+  // pass that sums the row norms ('mean', 'sqrtn'). Runs of entries with
+  // the same row (the planner groups them so) sum in a register, and still
+  // in input order.
+  template <Combiner kCombiner>
+  bool ScanEntries() {
+    const uint64_t num_gathered = static_cast<uint64_t>(gathered.size());
+    int64_t row = -1;  // The row whose norm `sum` holds.
+    T sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = rows[i];
+      if ((static_cast<uint64_t>(positions[i]) >= num_gathered) |
+          (static_cast<uint64_t>(r) >= static_cast<uint64_t>(num_rows))) {
+        return false;
+      }
+      if (kCombiner == Combiner::kSum) continue;
+      if (r != row) {
+        if (row >= 0) norm[row] = sum;
+        row = r;
+        sum = norm[r];
+      }
+      sum +=
+          kCombiner == Combiner::kMean ? weights[i] : weights[i] * weights[i];
+    }
+    if (row >= 0) norm[row] = sum;
+    return true;
+  }
+
+  __attribute__((target("avx2,fma"))) void CombineAvx2(const Groups& by_row,
+                                                       int64_t lo, int64_t hi,
+                                                       T* out) const {
+    CombineWith<32>(by_row, lo, hi, out);
+  }
+
+  template <int kBytes>
+  DEEPREC_ROW_INLINE void CombineWith(const Groups& by_row, int64_t lo,
+                                      int64_t hi, T* out) const {
+    switch (RowVecs<T>(dim(), kBytes)) {
+      case 1:
+        return CombineRange<kBytes, 1>(by_row, lo, hi, out);
+      case 2:
+        return CombineRange<kBytes, 2>(by_row, lo, hi, out);
+      case 4:
+        return CombineRange<kBytes, 4>(by_row, lo, hi, out);
+      case 8:
+        return CombineRange<kBytes, 8>(by_row, lo, hi, out);
+      case 16:
+        return CombineRange<kBytes, 16>(by_row, lo, hi, out);
+      default:
+        return CombineRange<kBytes, 0>(by_row, lo, hi, out);
+    }
+  }
+
+  // Combine with rows of kVecs vectors (0: any dim). A row's sums stay in
+  // registers and are stored once, in blocks of at most 8 vectors (which
+  // leaves registers for the rows being added).
+  template <int kBytes, int kVecs>
+  DEEPREC_ROW_INLINE void CombineRange(const Groups& by_row, int64_t lo,
+                                       int64_t hi, T* out) const {
+    using Row = RowOps<T, kBytes, kVecs>;
+    constexpr int kLanes = Row::kLanes;
+    constexpr int kBlock = kVecs == 0 ? 1 : std::min(kVecs, 8);
+    const int64_t d = dim();
+    const bool in_order = by_row.order.empty();
+    for (int64_t r = lo; r < hi; ++r) {
+      T* dst = out + r * d;
+      const bool zero = norm[r] == T(0);  // div_no_nan, as TF's combiners.
+      if (kVecs == 0) {
+        std::fill(dst, dst + d, T(0));
+        if (zero) continue;
+        for (int64_t j = by_row.start[r]; j < by_row.start[r + 1]; ++j) {
+          const int64_t e = in_order ? j : by_row.order[j];
+          Row::Axpy(d, EntryScale(e), gathered[positions[e]], dst, false);
+        }
+        if (combiner != Combiner::kSum) {
+          for (int64_t k = 0; k < d; ++k) dst[k] /= norm[r];
+        }
+        continue;
+      }
+      for (int b = 0; b < kVecs; b += kBlock) {
+        typename Row::Vec sum[kBlock] = {};
+        for (int64_t j = by_row.start[r]; !zero && j < by_row.start[r + 1];
+             ++j) {
+          const int64_t e = in_order ? j : by_row.order[j];
+          const T s = EntryScale(e);
+          const T* x = gathered[positions[e]] + b * kLanes;
+          for (int v = 0; v < kBlock; ++v) sum[v] += s * Row::At(x, v);
+        }
+        if (!zero && combiner != Combiner::kSum) {
+          for (int v = 0; v < kBlock; ++v) sum[v] /= norm[r];
+        }
+        for (int v = 0; v < kBlock; ++v) Row::At(dst, b + v) = sum[v];
+      }
+    }
+  }
+
+  // Entry e's weight, times its gathered row's clipping factor if any.
+  T EntryScale(int64_t e) const {
+    return scale.empty() ? weights[e] : weights[e] * scale[positions[e]];
+  }
+
+  template <typename GradRow>
+  __attribute__((target("avx2,fma"))) void GradientAvx2(
+      const T* top_grad, int64_t lo, int64_t hi,
+      const GradRow& grad_row) const {
+    GradientWith<32>(top_grad, lo, hi, grad_row);
+  }
+
+  template <int kBytes, typename GradRow>
+  DEEPREC_ROW_INLINE void GradientWith(const T* top_grad, int64_t lo,
+                                       int64_t hi,
+                                       const GradRow& grad_row) const {
+    switch (RowVecs<T>(dim(), kBytes)) {
+      case 1:
+        return GradientRange<kBytes, 1>(top_grad, lo, hi, grad_row);
+      case 2:
+        return GradientRange<kBytes, 2>(top_grad, lo, hi, grad_row);
+      case 4:
+        return GradientRange<kBytes, 4>(top_grad, lo, hi, grad_row);
+      case 8:
+        return GradientRange<kBytes, 8>(top_grad, lo, hi, grad_row);
+      case 16:
+        return GradientRange<kBytes, 16>(top_grad, lo, hi, grad_row);
+      default:
+        return GradientRange<kBytes, 0>(top_grad, lo, hi, grad_row);
+    }
+  }
+
+  // Gradient (without clipping) with rows of kVecs vectors (0: any dim).
+  // A row's first entry writes it rather than adding to zeros (which would
+  // take one more pass over the rows): rows [lo, next) hold a value, the
+  // others are untouched. An entry past `next` zeroes the rows it skips,
+  // which no entry has read so far: none when rows are numbered in order of
+  // first use, as the planner numbers them.
+  template <int kBytes, int kVecs, typename GradRow>
+  DEEPREC_ROW_INLINE void GradientRange(const T* top_grad, int64_t lo,
+                                        int64_t hi,
+                                        const GradRow& grad_row) const {
+    using Row = RowOps<T, kBytes, kVecs>;
+    const int64_t d = dim();
+    int64_t next = lo;
+    for (int64_t e = 0; e < n; ++e) {
+      const int64_t u = positions[e];
+      if (u < lo || u >= hi) continue;
+      const T row_norm = norm[rows[e]];
+      if (row_norm == T(0)) continue;
+      const T s =
+          combiner == Combiner::kSum ? weights[e] : weights[e] / row_norm;
+      if (__builtin_expect(u > next, 0)) {
+        for (; next < u; ++next) {
+          std::fill(grad_row(next), grad_row(next) + d, T(0));
+        }
+      }
+      Row::Axpy(d, s, top_grad + rows[e] * d, grad_row(u), u == next);
+      next = std::max(next, u + 1);
+    }
+    for (; next < hi; ++next) {
+      std::fill(grad_row(next), grad_row(next) + d, T(0));
+    }
   }
 
   // Turns g = dL/dy into dL/dx for y = x * max_norm / max(|x|, max_norm):
