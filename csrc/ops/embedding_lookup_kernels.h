@@ -22,6 +22,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -895,10 +896,12 @@ inline Status CheckRowsByDim(const ArgNames& names, const Tensor& t,
 // vectors) and for AVX2 with FMA (32-byte vectors), picked at run time by
 // UseAvx2, so that the library still runs on CPUs without AVX2. Only inlined
 // code takes on the target of the function it is inlined into, hence
-// DEEPREC_ROW_INLINE on everything the two variants call. The AVX2 variant
+// DEEPREC_ROW_INLINE on everything the two variants call (and
+// DEEPREC_ROW_LAMBDA on the lambdas they pass on). The AVX2 variant
 // contracts y + a * x into one FMA, rounded once: results differ from the
 // SSE2 variant's in the last bits, and still not with the thread count.
 #define DEEPREC_ROW_INLINE inline __attribute__((always_inline))
+#define DEEPREC_ROW_LAMBDA __attribute__((always_inline))
 
 inline bool UseAvx2() {
   static const bool avx2 = [] {
@@ -1128,23 +1131,32 @@ struct Combination {
     CombineWith<32>(by_row, lo, hi, out);
   }
 
+  // fn(std::integral_constant<int, kVecs>) for this table's rows: kVecs
+  // vectors of kBytes bytes, or 0 for dims without a kernel of their own.
+  template <int kBytes, typename Fn>
+  DEEPREC_ROW_INLINE void WithRowVecs(Fn&& fn) const {
+    switch (RowVecs<T>(dim(), kBytes)) {
+      case 1:
+        return fn(std::integral_constant<int, 1>());
+      case 2:
+        return fn(std::integral_constant<int, 2>());
+      case 4:
+        return fn(std::integral_constant<int, 4>());
+      case 8:
+        return fn(std::integral_constant<int, 8>());
+      case 16:
+        return fn(std::integral_constant<int, 16>());
+      default:
+        return fn(std::integral_constant<int, 0>());
+    }
+  }
+
   template <int kBytes>
   DEEPREC_ROW_INLINE void CombineWith(const Groups& by_row, int64_t lo,
                                       int64_t hi, T* out) const {
-    switch (RowVecs<T>(dim(), kBytes)) {
-      case 1:
-        return CombineRange<kBytes, 1>(by_row, lo, hi, out);
-      case 2:
-        return CombineRange<kBytes, 2>(by_row, lo, hi, out);
-      case 4:
-        return CombineRange<kBytes, 4>(by_row, lo, hi, out);
-      case 8:
-        return CombineRange<kBytes, 8>(by_row, lo, hi, out);
-      case 16:
-        return CombineRange<kBytes, 16>(by_row, lo, hi, out);
-      default:
-        return CombineRange<kBytes, 0>(by_row, lo, hi, out);
-    }
+    WithRowVecs<kBytes>([&](auto vecs) DEEPREC_ROW_LAMBDA {
+      CombineRange<kBytes, decltype(vecs)::value>(by_row, lo, hi, out);
+    });
   }
 
   // Combine with rows of kVecs vectors (0: any dim). A row's sums stay in
@@ -1206,20 +1218,9 @@ struct Combination {
   DEEPREC_ROW_INLINE void GradientWith(const T* top_grad, int64_t lo,
                                        int64_t hi,
                                        const GradRow& grad_row) const {
-    switch (RowVecs<T>(dim(), kBytes)) {
-      case 1:
-        return GradientRange<kBytes, 1>(top_grad, lo, hi, grad_row);
-      case 2:
-        return GradientRange<kBytes, 2>(top_grad, lo, hi, grad_row);
-      case 4:
-        return GradientRange<kBytes, 4>(top_grad, lo, hi, grad_row);
-      case 8:
-        return GradientRange<kBytes, 8>(top_grad, lo, hi, grad_row);
-      case 16:
-        return GradientRange<kBytes, 16>(top_grad, lo, hi, grad_row);
-      default:
-        return GradientRange<kBytes, 0>(top_grad, lo, hi, grad_row);
-    }
+    WithRowVecs<kBytes>([&](auto vecs) DEEPREC_ROW_LAMBDA {
+      GradientRange<kBytes, decltype(vecs)::value>(top_grad, lo, hi, grad_row);
+    });
   }
 
   // Gradient (without clipping) with rows of kVecs vectors (0: any dim).
