@@ -95,25 +95,47 @@ def test_wdl_on_hash_bucket_tables_and_with_ev_options(data_dir, tmp_path):
     assert "eval" not in filtered and "saved_model" not in filtered
 
 
-def test_group_embedding_trains_as_the_fused_lookups(data_dir, tmp_path):
-    # The same model and seeds: grouping changes how the columns are looked
-    # up, not what is computed. Two runs of one configuration already differ
-    # by about 1e-3 in these averages (training is not bitwise reproducible
-    # from run to run), so the check allows that much.
-    common = SMALL + ["--data_location", data_dir, "--steps", "60", "--no_eval",
-                      "--saved_model_path", "none", "--summary_steps", "10"]
-    fused = wdl_train.main(common + ["--output_dir", str(tmp_path / "fused")])
-    grouped = wdl_train.main(common + ["--output_dir", str(tmp_path / "grouped"),
-                                       "--group_embedding", "localized"])
-    for key in ("loss_start", "loss_end"):
-        assert grouped["train"][key] == pytest.approx(fused["train"][key], rel=5e-3)
+def _wdl_step(argv, meta, features):
+    """(logits, dense variables' gradients, per EV the sum of squares of its
+    gradient rows) of one WDL graph built from `argv`, on `features`."""
+    args = parse_args(wdl_train.make_parser(), argv)
     with tf.Graph().as_default() as graph:
-        tf.train.import_meta_graph(grouped["checkpoint"] + ".meta")
-        ops = {op.type for op in graph.get_operations()}
-    assert "GroupEmbeddingSparsePostLookUp" in ops
-    assert "FusedEmbeddingSparsePostLookUp" in ops  # the wide part stays fused
-    names = {n for n, _ in tf.train.list_variables(grouped["checkpoint"])}
-    assert "deep/input_layer/C1_embedding/embedding_weights-keys" in names
+        model = WideAndDeep(args, meta)
+        logits = model.logits({n: tf.constant(v) for n, v in features.items()},
+                              training=True)["label"]
+        variables = tf.trainable_variables()
+        grads = tf.gradients(tf.reduce_sum(tf.square(logits)), variables)
+        dense = {v.op.name: g for v, g in zip(variables, grads, strict=True)
+                 if not isinstance(g, tf.IndexedSlices)}
+        # Row order may differ between lookups; the sum of squares does not.
+        sparse = {v.op.name: tf.reduce_sum(tf.square(g.values))
+                  for v, g in zip(variables, grads, strict=True)
+                  if isinstance(g, tf.IndexedSlices)}
+        op_types = {op.type for op in graph.get_operations()}
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return sess.run((logits, dense, sparse)) + (op_types,)
+
+
+def test_group_embedding_computes_what_the_fused_lookups_compute(trained, data_dir):
+    # The same model and seeds, one batch: grouping the deep columns changes
+    # how they are looked up, not what is computed.
+    meta = files.read_meta(data_dir)
+    columns = files.read_columns(files.split_files(data_dir, "test", meta), meta["schema"])
+    features = {name: columns[name][:512] for name in meta["schema"].features}
+    argv = SMALL + ["--data_location", data_dir]
+    fused = _wdl_step(argv, meta, features)
+    grouped = _wdl_step(argv + ["--group_embedding", "localized"], meta, features)
+    np.testing.assert_allclose(grouped[0], fused[0], rtol=1e-5, atol=1e-6)
+    for kind in (1, 2):
+        assert grouped[kind].keys() == fused[kind].keys()
+        for name, value in fused[kind].items():
+            np.testing.assert_allclose(grouped[kind][name], value, rtol=1e-4, atol=1e-6,
+                                       err_msg=name)
+    assert len(fused[2]) == 52  # 26 deep and 26 wide EmbeddingVariables
+    assert "GroupEmbeddingSparsePostLookUp" in grouped[3]
+    assert "GroupEmbeddingSparsePostLookUp" not in fused[3]
+    assert "FusedEmbeddingSparsePostLookUp" in grouped[3]  # the wide part stays fused
 
 
 def test_stock_tensorflow_baseline_never_imports_deeprec(data_dir, tmp_path):
