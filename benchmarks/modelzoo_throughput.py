@@ -2,7 +2,7 @@
 
 Trains model zoo models (`--models`, default WDL and DLRM) on the same
 generated Criteo-like data with the same architecture, flags and seeds in
-three configurations, each in its own subprocess:
+these configurations, each in its own subprocess:
 
   ev+fused   deeprec: EmbeddingVariable columns, fused lookups (--ev true --emb_fusion true)
   ev+group   deeprec: EmbeddingVariable columns, one group lookup of all embedding

@@ -90,10 +90,11 @@ partitioned EmbeddingVariables route keys (table_rows is ignored).
 partitioned_ids[p] lists the ids to gather from partition p, in order of
 first appearance; with `unique` each id appears once, otherwise once per
 entry. partitioned_counts[p][j] is the number of entries that read
-partitioned_ids[p][j] (always 1 without `unique`). positions[i] indexes the concatenation of the rows gathered for
-partitioned_ids[0], ..., partitioned_ids[num_partitions - 1]. Entries come
-out grouped by output row, in input order within a row; sources[i] is the
-index in sp_values of entry i, or -1 for an entry that fills an empty row.
+partitioned_ids[p][j] (always 1 without `unique`). positions[i] indexes the
+concatenation of the rows gathered for partitioned_ids[0], ...,
+partitioned_ids[num_partitions - 1]. Entries come out grouped by output
+row, in input order within a row; sources[i] is the index in sp_values of
+entry i, or -1 for an entry that fills an empty row.
 
 sparse_rank >= 0 requires sp_indices to have that many columns; -1 accepts
 any rank >= 2.
