@@ -49,12 +49,11 @@ import gc
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
-from publish import publish
+from publish import cpu_seconds, git_commit, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEGIN, END = "<!-- embedding_lookups:begin -->", "<!-- embedding_lookups:end -->"
@@ -125,12 +124,8 @@ def _name(variant, args):
 
 def _cpu_busy():
     """(seconds all CPUs were busy, seconds this process ran) so far."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    ticks = os.sysconf("SC_CLK_TCK")
-    busy = (sum(fields) - fields[3] - fields[4]) / ticks  # minus idle, iowait
     times = os.times()
-    return busy, times.user + times.system
+    return cpu_seconds()[0], times.user + times.system
 
 
 def run(args, batches):
@@ -195,14 +190,6 @@ def run(args, batches):
                     "step_ms": [[1000 * w for w, _ in rnd] for rnd in rounds],
                 })
     return results, op_counts, load
-
-
-def _git_commit():
-    try:
-        return subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def render(report):
@@ -280,7 +267,7 @@ def main():
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"{platform.system()} {platform.release()}",
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "command": "python benchmarks/embedding_lookups.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
             if k not in ("quick", "docs")),

@@ -72,7 +72,7 @@ import tempfile
 import time
 
 import numpy as np
-from publish import write_section
+from publish import cpu_seconds, git_commit, write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results", "ev_lookup_update.json")
@@ -122,27 +122,19 @@ def make_batches(num_batches: int, seed: int = 2024) -> np.ndarray:
     return perm[rank].reshape(num_batches, BATCH)
 
 
-def _cpu_busy_s() -> float:
-    """Machine-wide busy CPU seconds (all cores) from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 class Interference:
     """CPU used by *other* processes while a phase runs, as a fraction of
     the machine (0 = quiet, 0.5 = one of two cores busy elsewhere)."""
 
     def __enter__(self):
         self.t = time.perf_counter()
-        self.busy = _cpu_busy_s()
+        self.busy = cpu_seconds()[0]
         self.own = sum(os.times()[:2])
         return self
 
     def __exit__(self, *exc):
         wall = time.perf_counter() - self.t
-        other = (_cpu_busy_s() - self.busy) - (sum(os.times()[:2]) - self.own)
+        other = (cpu_seconds()[0] - self.busy) - (sum(os.times()[:2]) - self.own)
         self.frac = max(0.0, other) / (wall * os.cpu_count()) if wall > 0 else 0.0
 
 
@@ -444,18 +436,7 @@ def _machine_info(python) -> dict:
         text=True,
         env=_worker_env(1),
     ).stdout.split("\n")
-    try:
-        commit = subprocess.run(
-            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", REPO, "status", "--porcelain", "deeprec", "csrc"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        commit += " (deeprec/ or csrc/ modified)" if dirty else ""
-    except OSError:
-        commit = "?"
+    commit = git_commit(("deeprec", "csrc"))
     if len(versions) > 3 and versions[3]:
         commit = versions[3]  # what setup_env.sh installed into the worker venv
     return {
@@ -641,10 +622,10 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.15) -> float:
     machine over one second; returns the seconds waited."""
     waited = 0.0
     while waited < max_wait_s:
-        b0 = _cpu_busy_s()
+        b0 = cpu_seconds()[0]
         time.sleep(1.0)
         waited += 1.0
-        if (_cpu_busy_s() - b0) / os.cpu_count() < threshold:
+        if (cpu_seconds()[0] - b0) / os.cpu_count() < threshold:
             break
     return waited
 

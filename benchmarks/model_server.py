@@ -41,7 +41,7 @@ import threading
 import time
 
 import numpy as np
-from publish import publish
+from publish import git_commit, publish
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -192,10 +192,9 @@ def _drive(server: _Server, protocol: str, clients: int, pairs, seconds: float,
 def _software() -> str:
     import grpc
     import tensorflow as tf
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "?"
     return (f"Python {platform.python_version()}, tensorflow-cpu {tf.__version__}, "
-            f"grpcio {grpc.__version__}, tensorflow-serving-api 2.15.1, deeprec at {commit}")
+            f"grpcio {grpc.__version__}, tensorflow-serving-api 2.15.1, deeprec at "
+            f"{git_commit()}")
 
 
 def render(report: dict) -> str:

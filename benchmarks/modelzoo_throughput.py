@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 
-from publish import publish
+from publish import cpu_seconds, git_commit, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -72,14 +72,6 @@ with open(sys.argv[2], "w") as f:
 """
 
 
-def _busy_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU jiffies of the whole machine from /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
 def markers(model: str) -> tuple[str, str]:
     """The comments that delimit `model`'s generated section of docs/benchmarks.md."""
     return (f"<!-- modelzoo_throughput:{model}:begin -->",
@@ -101,7 +93,7 @@ def run_config(model: str, name: str, args, data_dir: str, work: str,
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("MODELZOO_STOCK_TF", None)
     env.update(config["env"])
-    busy0, total0 = _busy_jiffies()
+    busy0, total0 = cpu_seconds()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _CHILD] + argv, env=env, cwd=REPO,
@@ -109,12 +101,10 @@ def run_config(model: str, name: str, args, data_dir: str, work: str,
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    busy1, total1 = _busy_jiffies()
+    busy1, total1 = cpu_seconds()
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    ticks = os.sysconf("SC_CLK_TCK")
     child_cpu = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
-    other = max(0.0, (busy1 - busy0) / ticks - child_cpu) / max(
-        (total1 - total0) / ticks, 1e-9)
+    other = max(0.0, (busy1 - busy0) - child_cpu) / max(total1 - total0, 1e-9)
     with open(report_path) as f:
         report = json.load(f)
     eval_metrics = report["eval"]["label"]
@@ -214,14 +204,9 @@ def _software() -> str:
          "print(t.__version__, n.__version__, p.__version__)"],
         capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     ).stdout.split()
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "deeprec", "csrc",
-                            "modelzoo"], capture_output=True, text=True).stdout.strip()
     tf_v, np_v, pa_v = (versions + ["?"] * 3)[:3]
     return (f"Python {platform.python_version()}, tensorflow-cpu {tf_v}, numpy {np_v}, "
-            f"pyarrow {pa_v}, deeprec at {commit}"
-            + (" (deeprec/, csrc/ or modelzoo/ modified)" if dirty else ""))
+            f"pyarrow {pa_v}, deeprec at {git_commit(('deeprec', 'csrc', 'modelzoo'))}")
 
 
 def _machine() -> str:

@@ -24,10 +24,12 @@ Example:
 
 import json
 import os
+import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
-DOCS = os.path.join(os.path.dirname(HERE), "docs", "benchmarks.md")
+DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 
 
 def publish(stem: str, report: dict, markdown: str, quick: bool, docs: bool,
@@ -41,6 +43,36 @@ def publish(stem: str, report: dict, markdown: str, quick: bool, docs: bool,
     print(markdown)
     if docs and not quick:
         write_section(DOCS, begin, end, markdown)
+
+
+def git_commit(dirty_paths=()) -> str:
+    """The repository's short HEAD commit ("unknown" without git), followed by
+    " (deeprec/, csrc/ modified)" when any of `dirty_paths` (relative to the
+    repository root) has uncommitted changes."""
+    def git(*argv):
+        return subprocess.run(["git", "-C", REPO, *argv], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = dirty_paths and git("status", "--porcelain", *dirty_paths)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    if dirty:
+        commit += " (" + ", ".join(p + "/" for p in dirty_paths) + " modified)"
+    return commit
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot, from /proc/stat; busy
+    excludes idle and iowait time. Differences between two calls give the
+    machine's load over an interval."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # Fields 8 and 9 (guest time) are already counted in user time.
+    total = sum(fields[:8])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (total - fields[3] - fields[4]) / ticks, total / ticks
 
 
 def write_section(path: str, begin: str, end: str, text: str) -> None:

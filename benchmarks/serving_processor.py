@@ -39,14 +39,13 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 import numpy as np
-from publish import publish
+from publish import cpu_seconds, git_commit, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -135,14 +134,10 @@ class PythonVariant:
         self.sess.run(self.fetches, self.feeds[i % len(self.feeds)])
 
 
-def _cpu_ticks():
-    """(all CPUs' busy ticks, this process's ticks)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(fields) - fields[3] - fields[4]
-    with open("/proc/self/stat") as f:
-        own = f.read().rsplit(")", 1)[1].split()
-    return busy, int(own[11]) + int(own[12])
+def _cpu_busy():
+    """(seconds all CPUs were busy, seconds this process ran) so far."""
+    times = os.times()
+    return cpu_seconds()[0], times.user + times.system
 
 
 def measure(variant, callers, seconds, warmup):
@@ -170,19 +165,18 @@ def measure(variant, callers, seconds, warmup):
     for t in threads:
         t.start()
     start.wait()
-    busy0, own0 = _cpu_ticks()
+    busy0, own0 = _cpu_busy()
     t0 = time.perf_counter()
     time.sleep(seconds)
     stop.set()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
-    busy1, own1 = _cpu_ticks()
+    busy1, own1 = _cpu_busy()
     if errors:
         raise errors[0]
     flat = [x * 1e3 for lat in latencies for x in lat]
-    clock = os.sysconf("SC_CLK_TCK")
-    other = max(0, (busy1 - busy0) - (own1 - own0)) / clock / elapsed / os.cpu_count()
+    other = max(0, (busy1 - busy0) - (own1 - own0)) / elapsed / os.cpu_count()
     return len(flat) / elapsed, flat, other
 
 
@@ -220,14 +214,6 @@ def run(args, export_dir, batches):
                   f"p50 {results[-1]['p50_ms']:7.2f} ms  p99 {results[-1]['p99_ms']:7.2f} ms",
                   flush=True)
     return results
-
-
-def _git_commit():
-    try:
-        return subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def render(report):
@@ -294,7 +280,7 @@ def main():
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                        f"{platform.system()} {platform.release()}",
-            "commit": _git_commit(), "command": command, "args": vars(args),
+            "commit": git_commit(), "command": command, "args": vars(args),
         }
         report["results"] = run(args, export_dir, batches)
     publish("serving_processor", report, render(report), args.quick, args.docs, BEGIN, END)
