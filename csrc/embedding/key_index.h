@@ -7,6 +7,7 @@
 #ifndef DEEPREC_EMBEDDING_KEY_INDEX_H_
 #define DEEPREC_EMBEDDING_KEY_INDEX_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -40,6 +41,18 @@ class KeyIndex {
   // can overlap its cache misses.
   void Prefetch(uint64_t hash) const {
     __builtin_prefetch(&slots_[hash & mask_]);
+  }
+
+  // Prefetch without the owning shard's lock, for batches that look ahead
+  // into other shards: the slot array's address and mask are published
+  // through relaxed atomics, so a concurrent Rehash at worst makes this load
+  // a line of the old or new array (prefetches never fault), never a data
+  // race.
+  void PrefetchUnlocked(uint64_t hash) const {
+    const uintptr_t base = hint_base_.load(std::memory_order_relaxed);
+    const uint64_t mask = hint_mask_.load(std::memory_order_relaxed);
+    __builtin_prefetch(
+        reinterpret_cast<const void*>(base + (hash & mask) * sizeof(Slot)));
   }
 
   // Returns the record index of `key`, or kEmpty.
@@ -129,12 +142,18 @@ class KeyIndex {
       while (slots_[pos].index != kEmpty) pos = (pos + 1) & mask_;
       slots_[pos] = old[i];
     }
+    hint_base_.store(reinterpret_cast<uintptr_t>(slots_.get()),
+                     std::memory_order_relaxed);
+    hint_mask_.store(mask_, std::memory_order_relaxed);
   }
 
   std::unique_ptr<Slot[]> slots_;
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
   int64_t size_ = 0;
+  // slots_ and mask_ for PrefetchUnlocked.
+  std::atomic<uintptr_t> hint_base_{0};
+  std::atomic<uint64_t> hint_mask_{0};
 };
 
 }  // namespace embedding
