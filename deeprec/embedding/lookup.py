@@ -7,7 +7,8 @@ feature columns) accepts an EmbeddingVariable, a PartitionedEmbeddingVariable
 or a list of EmbeddingVariable shards. Semantics follow TensorFlow's: the same
 combiners, weights, `max_norm` clipping, `default_id` filling and pruning of
 ids < 0. `partition_strategy` is ignored: shards always split ids by
-`(id mod 1000) mod num_shards`.
+`(id mod 1000) mod num_shards`. `register_lookups` registers the same six
+functions for other kinds of table (the MultiHashVariable's).
 """
 
 import contextlib
@@ -123,78 +124,138 @@ def combine_rows(embeddings, segment_ids, weights, combiner, num_segments):
     return math_ops.div_no_nan(total, array_ops.expand_dims(norm, -1))
 
 
-def _sparse_lookup(shards, sp_ids, sp_weights, combiner, max_norm, num_segments):
+def _sparse_lookup(table: "DispatchedTable", sp_ids, sp_weights, combiner, max_norm,
+                   num_segments):
+    """The rows of `sp_ids` combined by `combiner`, rows by indices[:, 0]."""
     segment_ids = math_ops.cast(sp_ids.indices[:, 0], dtypes.int32)
     if num_segments is None:
         num_segments = math_ops.maximum(math_ops.reduce_max(segment_ids) + 1, 0)
-    embeddings = _lookup(shards, sp_ids.values, max_norm)
+    embeddings = table.rows(sp_ids.values, max_norm)
     weights = None if sp_weights is None else sp_weights.values
     return combine_rows(embeddings, segment_ids, weights, combiner, num_segments)
 
 
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup, {"params": EVParams})
-def embedding_lookup(params, ids, partition_strategy="mod", name=None,
-                     validate_indices=True, max_norm=None):
-    """Embeddings of `ids` (shape ids.shape + [dim]) from EmbeddingVariables."""
-    del partition_strategy, validate_indices
-    shards = _shards(params)
-    with ops.name_scope(name, "embedding_lookup"):
-        return _lookup(shards, ids, max_norm)
+class DispatchedTable(typing.NamedTuple):
+    """How the lookup functions registered by `register_lookups` read a table.
 
-
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_v2, {"params": EVParams})
-def embedding_lookup_v2(params, ids, max_norm=None, name=None):
-    return embedding_lookup(params, ids, name=name, max_norm=max_norm)
-
-
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse, {"params": EVParams})
-def embedding_lookup_sparse(params, sp_ids, sp_weights, partition_strategy="mod",
-                            name=None, combiner=None, max_norm=None,
-                            allow_fast_lookup=False):
-    """Combines the embeddings of each row of `sp_ids` (rows by indices[:, 0])."""
-    del partition_strategy, allow_fast_lookup
-    shards = _shards(params)
-    with ops.name_scope(name, "embedding_lookup_sparse"):
-        return _sparse_lookup(shards, sp_ids, sp_weights, combiner or "mean",
-                              max_norm, None)
-
-
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse_v2,
-                           {"params": EVParams})
-def embedding_lookup_sparse_v2(params, sp_ids, sp_weights, combiner=None,
-                               max_norm=None, name=None, allow_fast_lookup=False):
-    return embedding_lookup_sparse(params, sp_ids, sp_weights, name=name,
-                                   combiner=combiner, max_norm=max_norm)
-
-
-@dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse,
-                           {"embedding_weights": EVParams})
-def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=None,
-                                 combiner="mean", default_id=None, name=None,
-                                 partition_strategy="div", max_norm=None,
-                                 allow_fast_lookup=False):
-    """Like TensorFlow's: prunes ids < 0 (and weights <= 0 unless combiner is
-    "sum"), gives empty rows `default_id`'s embedding or zeros, and accepts ids
-    of any rank >= 2 (the last dimension is combined).
-
-    Unlike TensorFlow, empty rows without `default_id` look nothing up, so
-    they never create an id in the variable.
+    `rows(ids, max_norm)` gives the embeddings of `ids` (shape `ids.shape +
+    [embedding_dim]`, clipped to `max_norm` when it is not None);
+    `check_ids(ids)` converts ids, raising for a wrong dtype;
+    `check_sparse(combiner, sp_ids, sp_weights)` raises for arguments the
+    table rejects; `fusable` says whether `fused_safe_lookups` routes the
+    table's safe lookups to the fused kernels.
     """
-    del partition_strategy, allow_fast_lookup
-    if getattr(_fusion, "enabled", False):
-        from deeprec.nn.fused_embedding import fused_safe_embedding_lookup_sparse
-        return fused_safe_embedding_lookup_sparse(
+    embedding_dim: int
+    rows: typing.Callable
+    check_ids: typing.Callable
+    check_sparse: typing.Callable = lambda combiner, sp_ids, sp_weights: None
+    fusable: bool = False
+
+
+def register_lookups(params_type, table: typing.Callable[..., DispatchedTable]) -> None:
+    """Dispatches TF's embedding lookups (v1 and v2) on `params_type` to `table(params)`.
+
+    Registers `embedding_lookup`, `embedding_lookup_sparse` and
+    `safe_embedding_lookup_sparse`, each in its v1 and v2 signature, with
+    TensorFlow's semantics around the table's `rows`. `partition_strategy`
+    is ignored: a table reads its own partitions.
+
+    Example:
+      >>> import deeprec as tf
+      >>> from tensorflow.python.util import dispatch
+      >>> from deeprec.embedding.lookup import DispatchedTable, register_lookups
+      >>> @dispatch.register_dispatchable_type
+      ... class DoubledTable:
+      ...     def __init__(self, values):
+      ...         self.values = values
+      >>> register_lookups(DoubledTable, lambda params: DispatchedTable(
+      ...     2, lambda ids, max_norm: 2.0 * tf.gather(params.values, ids),
+      ...     tf.convert_to_tensor))
+      >>> table = DoubledTable(tf.constant([[1.0, 2.0], [3.0, 4.0]]))
+      >>> ids = tf.SparseTensor([[0, 0], [0, 1]], tf.constant([0, 1], tf.int64), [1, 2])
+      >>> with tf.Session() as sess:
+      ...     print(sess.run(tf.nn.embedding_lookup(table, tf.constant([1]))))
+      ...     print(sess.run(tf.nn.safe_embedding_lookup_sparse(table, ids, combiner="sum")))
+      [[6. 8.]]
+      [[ 8. 12.]]
+    """
+
+    @dispatch.dispatch_for_api(embedding_ops.embedding_lookup, {"params": params_type})
+    def embedding_lookup(params, ids, partition_strategy="mod", name=None,
+                         validate_indices=True, max_norm=None):
+        del partition_strategy, validate_indices
+        with ops.name_scope(name, "embedding_lookup"):
+            return table(params).rows(ids, max_norm)
+
+    @dispatch.dispatch_for_api(embedding_ops.embedding_lookup_v2, {"params": params_type})
+    def embedding_lookup_v2(params, ids, max_norm=None, name=None):
+        return embedding_lookup(params, ids, name=name, max_norm=max_norm)
+
+    @dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse,
+                               {"params": params_type})
+    def embedding_lookup_sparse(params, sp_ids, sp_weights, partition_strategy="mod",
+                                name=None, combiner=None, max_norm=None,
+                                allow_fast_lookup=False):
+        del partition_strategy, allow_fast_lookup
+        combiner = combiner or "mean"
+        t = table(params)
+        t.check_sparse(combiner, sp_ids, sp_weights)
+        with ops.name_scope(name, "embedding_lookup_sparse"):
+            return _sparse_lookup(t, sp_ids, sp_weights, combiner, max_norm, None)
+
+    @dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse_v2,
+                               {"params": params_type})
+    def embedding_lookup_sparse_v2(params, sp_ids, sp_weights, combiner=None,
+                                   max_norm=None, name=None, allow_fast_lookup=False):
+        return embedding_lookup_sparse(params, sp_ids, sp_weights, name=name,
+                                       combiner=combiner, max_norm=max_norm)
+
+    @dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse,
+                               {"embedding_weights": params_type})
+    def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=None,
+                                     combiner="mean", default_id=None, name=None,
+                                     partition_strategy="div", max_norm=None,
+                                     allow_fast_lookup=False):
+        del partition_strategy, allow_fast_lookup
+        t = table(embedding_weights)
+        if t.fusable and getattr(_fusion, "enabled", False):
+            from deeprec.nn.fused_embedding import fused_safe_embedding_lookup_sparse
+            return fused_safe_embedding_lookup_sparse(
+                embedding_weights, sparse_ids, sparse_weights, combiner=combiner,
+                default_id=default_id, name=name, max_norm=max_norm)
+        t.check_sparse(combiner, sparse_ids, sparse_weights)
+        with ops.name_scope(name, "embedding_lookup"):
+            # Checked before the pruning ops, which would reject e.g. string
+            # ids with a message that does not name the table.
+            t.check_ids(sparse_ids.values)
+            return safe_sparse_lookup(
+                sparse_ids, sparse_weights, combiner, default_id, t.embedding_dim,
+                lambda ids, weights, rows: _sparse_lookup(t, ids, weights, combiner,
+                                                          max_norm, rows))
+
+    @dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse_v2,
+                               {"embedding_weights": params_type})
+    def safe_embedding_lookup_sparse_v2(embedding_weights, sparse_ids, sparse_weights=None,
+                                        combiner="mean", default_id=None, max_norm=None,
+                                        name=None, allow_fast_lookup=False):
+        return safe_embedding_lookup_sparse(
             embedding_weights, sparse_ids, sparse_weights, combiner=combiner,
             default_id=default_id, name=name, max_norm=max_norm)
-    shards = _shards(embedding_weights)
-    with ops.name_scope(name, "embedding_lookup"):
-        # Checked before the pruning ops, which would reject e.g. string ids
-        # with a message that does not name the variable.
-        shards[0]._check_ids(sparse_ids.values)
-        return safe_sparse_lookup(
-            sparse_ids, sparse_weights, combiner, default_id, shards[0].embedding_dim,
-            lambda ids, weights, rows: _sparse_lookup(shards, ids, weights, combiner,
-                                                      max_norm, rows))
+
+
+def _ev_table(params) -> DispatchedTable:
+    """EmbeddingVariable shards as a DispatchedTable.
+
+    Unlike TensorFlow's, their safe lookups look nothing up for empty rows
+    without `default_id`, so those never create an id in the variable.
+    """
+    shards = _shards(params)
+    return DispatchedTable(shards[0].embedding_dim,
+                           lambda ids, max_norm: _lookup(shards, ids, max_norm),
+                           shards[0]._check_ids, fusable=True)
+
+
+register_lookups(EVParams, _ev_table)
 
 
 def safe_sparse_lookup(sparse_ids, sparse_weights, combiner, default_id, embedding_dim,
@@ -233,16 +294,6 @@ def safe_sparse_lookup(sparse_ids, sparse_weights, combiner, default_id, embeddi
     if ids_rank is not None:
         result.set_shape([None] * (ids_rank - 1) + [embedding_dim])
     return result
-
-
-@dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse_v2,
-                           {"embedding_weights": EVParams})
-def safe_embedding_lookup_sparse_v2(embedding_weights, sparse_ids, sparse_weights=None,
-                                    combiner="mean", default_id=None, max_norm=None,
-                                    name=None, allow_fast_lookup=False):
-    return safe_embedding_lookup_sparse(
-        embedding_weights, sparse_ids, sparse_weights, combiner=combiner,
-        default_id=default_id, name=name, max_norm=max_norm)
 
 
 @ops.RegisterGradient("KvResourceGather")

@@ -448,78 +448,13 @@ def _check_sparse(params: MultiHashVariable, combiner, sp_ids, sp_weights) -> No
                         f"got {type(sp_weights).__name__}")
 
 
-def _sparse_lookup(params, sp_ids, sp_weights, combiner, max_norm, num_segments):
-    segment_ids = math_ops.cast(sp_ids.indices[:, 0], dtypes.int32)
-    if num_segments is None:
-        num_segments = math_ops.maximum(math_ops.reduce_max(segment_ids) + 1, 0)
-    embeddings = params.lookup(sp_ids.values, max_norm)
-    weights = None if sp_weights is None else sp_weights.values
-    return ev_lookup.combine_rows(embeddings, segment_ids, weights, combiner, num_segments)
+def _table(params: MultiHashVariable) -> ev_lookup.DispatchedTable:
+    return ev_lookup.DispatchedTable(
+        params.embedding_dim,
+        lambda ids, max_norm: params.lookup(ids, max_norm=max_norm),
+        params._check_ids,
+        lambda combiner, sp_ids, sp_weights: _check_sparse(params, combiner, sp_ids,
+                                                           sp_weights))
 
 
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup, {"params": MultiHashVariable})
-def embedding_lookup(params, ids, partition_strategy="mod", name=None,
-                     validate_indices=True, max_norm=None):
-    """Composed embeddings of `ids` (shape ids.shape + [dim]).
-
-    `partition_strategy` is ignored: partitioned tables are always read by
-    their row layout.
-    """
-    del partition_strategy, validate_indices
-    return params.lookup(ids, max_norm=max_norm, name=name or "embedding_lookup")
-
-
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_v2, {"params": MultiHashVariable})
-def embedding_lookup_v2(params, ids, max_norm=None, name=None):
-    return embedding_lookup(params, ids, name=name, max_norm=max_norm)
-
-
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse,
-                           {"params": MultiHashVariable})
-def embedding_lookup_sparse(params, sp_ids, sp_weights, partition_strategy="mod",
-                            name=None, combiner=None, max_norm=None,
-                            allow_fast_lookup=False):
-    """Combines the composed embeddings of each row of `sp_ids` (rows by indices[:, 0])."""
-    del partition_strategy, allow_fast_lookup
-    combiner = combiner or "mean"
-    _check_sparse(params, combiner, sp_ids, sp_weights)
-    with ops.name_scope(name, "embedding_lookup_sparse"):
-        return _sparse_lookup(params, sp_ids, sp_weights, combiner, max_norm, None)
-
-
-@dispatch.dispatch_for_api(embedding_ops.embedding_lookup_sparse_v2,
-                           {"params": MultiHashVariable})
-def embedding_lookup_sparse_v2(params, sp_ids, sp_weights, combiner=None,
-                               max_norm=None, name=None, allow_fast_lookup=False):
-    return embedding_lookup_sparse(params, sp_ids, sp_weights, name=name,
-                                   combiner=combiner, max_norm=max_norm)
-
-
-@dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse,
-                           {"embedding_weights": MultiHashVariable})
-def safe_embedding_lookup_sparse(embedding_weights, sparse_ids, sparse_weights=None,
-                                 combiner="mean", default_id=None, name=None,
-                                 partition_strategy="div", max_norm=None,
-                                 allow_fast_lookup=False):
-    """TensorFlow's semantics: prunes ids < 0 (and weights <= 0 unless combiner
-    is "sum"), gives empty rows `default_id`'s embedding or zeros, and accepts
-    ids of any rank >= 2 (the last dimension is combined)."""
-    del partition_strategy, allow_fast_lookup
-    params = embedding_weights
-    _check_sparse(params, combiner, sparse_ids, sparse_weights)
-    with ops.name_scope(name, "embedding_lookup"):
-        params._check_ids(sparse_ids.values)
-        return ev_lookup.safe_sparse_lookup(
-            sparse_ids, sparse_weights, combiner, default_id, params.embedding_dim,
-            lambda ids, weights, rows: _sparse_lookup(params, ids, weights, combiner,
-                                                      max_norm, rows))
-
-
-@dispatch.dispatch_for_api(embedding_ops.safe_embedding_lookup_sparse_v2,
-                           {"embedding_weights": MultiHashVariable})
-def safe_embedding_lookup_sparse_v2(embedding_weights, sparse_ids, sparse_weights=None,
-                                    combiner="mean", default_id=None, max_norm=None,
-                                    name=None, allow_fast_lookup=False):
-    return safe_embedding_lookup_sparse(
-        embedding_weights, sparse_ids, sparse_weights, combiner=combiner,
-        default_id=default_id, name=name, max_norm=max_norm)
+ev_lookup.register_lookups(MultiHashVariable, _table)
