@@ -26,6 +26,7 @@ from tensorflow.python.ops import (
 from deeprec.embedding.get_variable import get_embedding_variable
 from deeprec.embedding.options import EmbeddingVariableOption
 from deeprec.feature_column import group_embedding, multihash_column
+from deeprec.feature_column.keyed_column import KeyedCategoricalColumn
 
 # String values become ids in [0, 2^63 - 1) by their 64-bit fingerprint.
 _STRING_ID_SPACE = (1 << 63) - 1
@@ -35,6 +36,7 @@ _NOMINAL_BUCKETS = 1 << 62
 
 
 class EmbeddingCategoricalColumn(
+        KeyedCategoricalColumn,
         fc_v2.CategoricalColumn,
         fc_old._CategoricalColumn,  # pylint: disable=protected-access
         collections.namedtuple("EmbeddingCategoricalColumn",
@@ -42,24 +44,12 @@ class EmbeddingCategoricalColumn(
     """See `categorical_column_with_embedding`."""
 
     @property
-    def _is_v2_column(self):
-        return True
-
-    @property
-    def name(self):
-        return self.key
-
-    @property
     def parse_example_spec(self):
         # tf.Example stores integers as int64 only.
         dtype = dtypes.string if self.dtype == dtypes.string else dtypes.int64
         return {self.key: parsing_ops.VarLenFeature(dtype)}
 
-    @property
-    def _parse_example_spec(self):
-        return self.parse_example_spec
-
-    def _to_ids(self, input_tensor):
+    def ids(self, input_tensor):
         if not isinstance(input_tensor, sparse_tensor_lib.SparseTensor):
             raise ValueError(f"categorical_column_with_embedding('{self.key}'): the "
                              f"input must be a SparseTensor, got {input_tensor!r}")
@@ -80,37 +70,16 @@ class EmbeddingCategoricalColumn(
         return sparse_tensor_lib.SparseTensor(input_tensor.indices, ids,
                                               input_tensor.dense_shape)
 
-    def _sparse_input(self, value):
+    def sparse_input(self, value):
+        # The ignore value follows the column's dtype, so that values of the
+        # wrong dtype reach `ids`, whose error names the column.
         ignore = "" if self.dtype == dtypes.string else -1
         return fc_v2._to_sparse_input_and_drop_ignore_values(  # pylint: disable=protected-access
             value, ignore_value=ignore)
 
-    def transform_feature(self, transformation_cache, state_manager):
-        return self._to_ids(self._sparse_input(transformation_cache.get(self.key,
-                                                                        state_manager)))
-
-    def _transform_feature(self, inputs):
-        return self._to_ids(self._sparse_input(inputs.get(self.key)))
-
     @property
     def num_buckets(self):
         return _NOMINAL_BUCKETS
-
-    @property
-    def _num_buckets(self):
-        return self.num_buckets
-
-    def get_sparse_tensors(self, transformation_cache, state_manager):
-        return fc_v2.CategoricalColumn.IdWeightPair(
-            transformation_cache.get(self, state_manager), None)
-
-    def _get_sparse_tensors(self, inputs, weight_collections=None, trainable=None):
-        del weight_collections, trainable
-        return fc_v2.CategoricalColumn.IdWeightPair(inputs.get(self), None)
-
-    @property
-    def parents(self):
-        return [self.key]
 
     def get_config(self):
         raise NotImplementedError(

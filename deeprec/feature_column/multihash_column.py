@@ -29,6 +29,7 @@ from tensorflow.python.ops import embedding_ops, init_ops, math_ops, parsing_ops
 from tensorflow.python.training import checkpoint_utils
 
 from deeprec.embedding import multihash
+from deeprec.feature_column.keyed_column import KeyedCategoricalColumn
 
 __all__ = ["MultiHashCategoricalColumn", "MultiHashEmbeddingColumn",
            "categorical_column_with_multihash", "embedding_column"]
@@ -43,6 +44,7 @@ def _is_positive_int(value: Any) -> bool:
 
 @serialization.register_feature_column
 class MultiHashCategoricalColumn(
+        KeyedCategoricalColumn,
         fc_v2.CategoricalColumn,
         fc_old._CategoricalColumn,  # Lets tf.compat.v1.feature_column.input_layer use it.
         collections.namedtuple("MultiHashCategoricalColumn",
@@ -51,31 +53,16 @@ class MultiHashCategoricalColumn(
     """See `categorical_column_with_multihash`."""
 
     @property
-    def _is_v2_column(self) -> bool:
-        return True
-
-    @property
-    def name(self) -> str:
-        return self.key
-
-    @property
     def num_buckets(self) -> int:
         """Distinct ids: the product of the tables' rows."""
         return self.dims[0] * self.dims[1]
 
     @property
-    def _num_buckets(self) -> int:
-        return self.num_buckets
-
-    @property
     def parse_example_spec(self) -> dict:
         return {self.key: parsing_ops.VarLenFeature(self.dtype)}
 
-    @property
-    def _parse_example_spec(self) -> dict:
-        return self.parse_example_spec
-
-    def _to_buckets(self, input_tensor) -> sparse_tensor_lib.SparseTensor:
+    def ids(self, input_tensor) -> sparse_tensor_lib.SparseTensor:
+        """The values mapped to buckets."""
         where = f"categorical_column_with_multihash({self.key!r})"
         if not isinstance(input_tensor, sparse_tensor_lib.SparseTensor):
             raise ValueError(f"{where}: input must be a SparseTensor, "
@@ -92,27 +79,6 @@ class MultiHashCategoricalColumn(
                                         self.num_buckets, name="multihash_buckets")
         return sparse_tensor_lib.SparseTensor(input_tensor.indices, buckets,
                                               input_tensor.dense_shape)
-
-    def transform_feature(self, transformation_cache, state_manager):
-        """Maps the input values to buckets."""
-        return self._to_buckets(fc_v2._to_sparse_input_and_drop_ignore_values(
-            transformation_cache.get(self.key, state_manager)))
-
-    def _transform_feature(self, inputs):
-        return self._to_buckets(fc_v2._to_sparse_input_and_drop_ignore_values(
-            inputs.get(self.key)))
-
-    def get_sparse_tensors(self, transformation_cache, state_manager):
-        return fc_v2.CategoricalColumn.IdWeightPair(
-            transformation_cache.get(self, state_manager), None)
-
-    def _get_sparse_tensors(self, inputs, weight_collections=None, trainable=None):
-        del weight_collections, trainable
-        return fc_v2.CategoricalColumn.IdWeightPair(inputs.get(self), None)
-
-    @property
-    def parents(self) -> list:
-        return [self.key]
 
     def get_config(self) -> dict:
         config = dict(zip(self._fields, self, strict=True))
