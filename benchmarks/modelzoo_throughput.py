@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,8 @@ def run_config(model: str, name: str, args, data_dir: str, work: str,
     other = max(0.0, (busy1 - busy0) - child_cpu) / max(total1 - total0, 1e-9)
     with open(report_path) as f:
         report = json.load(f)
+    # Only the report is needed; a run's checkpoint can take a gigabyte.
+    shutil.rmtree(out, ignore_errors=True)
     eval_metrics = report["eval"]["label"]
     return {"config": name, "round": round_index, "wall_seconds": wall,
             "samples_per_sec": report["train"]["samples_per_sec"],
@@ -258,9 +261,10 @@ def main(argv=None) -> dict:
     for flag in ("steps", "batch_size", "train_rows", "test_rows", "threads", "rounds"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-    work = tempfile.mkdtemp(prefix="modelzoo_throughput_")
-    data_dir = args.data_dir or os.path.join(work, "data")
-    return {model: run_model(model, args, configs, data_dir, work) for model in models}
+    # Generated data and the runs' checkpoints, gigabytes: removed at the end.
+    with tempfile.TemporaryDirectory(prefix="modelzoo_throughput_") as work:
+        data_dir = args.data_dir or os.path.join(work, "data")
+        return {model: run_model(model, args, configs, data_dir, work) for model in models}
 
 
 def run_model(model: str, args, configs: list[str], data_dir: str, work: str) -> dict:
