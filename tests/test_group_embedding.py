@@ -335,6 +335,28 @@ def test_concurrent_runs_agree(run_concurrently):
             np.testing.assert_array_equal(g, w)
 
 
+def test_tables_planned_in_parallel_match_one_thread():
+    # Thousands of entries per table make the pre-lookup plan its tables on
+    # two threads, each allocating its own outputs; partitioned tables
+    # included. The plan, and so every result, must not depend on that.
+    params, _ = _dense_tables("div")
+    n = len(params)
+    batches = [_batch(seed=70 + i, batch=1500, max_ids=8) for i in range(n)]
+    sp_ids = [_sparse(ind, ids, shape) for ind, ids, _, shape in batches]
+    sp_w = [_sparse(ind, w, shape) for ind, _, w, shape in batches]
+    outs = tf.nn.group_embedding_lookup_sparse(params, sp_ids, ["mean"] * n, sp_w)
+    fetch = outs + _dense(tf.gradients(_loss(outs), [params[0], params[5]]))
+    results = []
+    for threads in (1, 2):
+        config = tf.ConfigProto(intra_op_parallelism_threads=threads,
+                                inter_op_parallelism_threads=1)
+        with tf.Session(config=config) as sess:
+            sess.run(tf.global_variables_initializer())
+            results.append(sess.run(fetch))
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(two, one)
+
+
 # --- group_embedding_lookup (dense ids) ----------------------------------------------
 
 def test_dense_ids_match_embedding_lookup():

@@ -1,17 +1,20 @@
 // CPU kernels of the grouped embedding lookup (see group_embedding_ops.cc).
 //
 // Each kernel runs the per-table logic of embedding_lookup_kernels.h (shared
-// with the fused lookup) for all N tables of its group: first every table's
-// validation and set-up, in parallel over tables; then, with the outputs
-// allocated, the row work of all tables cut into chunks of similar cost, so
-// that small and large tables (dims 8 to 64, say) keep the op's threads
-// equally busy. Errors name the op, the input and the table (`sp_values[3]`).
+// with the fused lookup) for all N tables of its group. The pre-lookup
+// kernels plan each table whole, tables in parallel. The post-lookup kernels
+// first set up every table's combination, in parallel over tables; then,
+// with the outputs allocated, they cut the row work of all tables into
+// chunks of similar cost, so that small and large tables (dims 8 to 64, say)
+// keep the op's threads equally busy. Errors name the op, the input and the
+// table (`sp_values[3]`).
 //
 // Kernels keep no state between calls (the dedup maps reuse per-thread scratch
 // memory, nothing else), so concurrent runs are independent.
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -206,59 +209,80 @@ class GroupPreLookUpKernel : public GroupKernel {
     return planners;
   }
 
-  // With every table counted, allocates the entry outputs (positions, rows,
-  // weights and, if `with_sources`, sources) and the partitioned ids and
-  // their counts, and has the planners write them.
-  template <typename T>
-  void WritePlans(OpKernelContext* ctx, std::vector<LookupPlanner<T>>* planners,
-                  bool with_sources) {
+  // The op's outputs, looked up once per run.
+  struct PlanOutputs {
     OpOutputList ids, counts, positions, rows, weights, sources;
-    OP_REQUIRES_OK(ctx, ctx->output_list("partitioned_ids", &ids));
-    OP_REQUIRES_OK(ctx, ctx->output_list("partitioned_counts", &counts));
-    OP_REQUIRES_OK(ctx, ctx->output_list("positions", &positions));
-    OP_REQUIRES_OK(ctx, ctx->output_list("rows", &rows));
-    OP_REQUIRES_OK(ctx, ctx->output_list("weights", &weights));
-    if (with_sources) {
-      OP_REQUIRES_OK(ctx, ctx->output_list("sources", &sources));
+    bool with_sources = false;
+
+    Status Fetch(OpKernelContext* ctx, bool sources_too) {
+      with_sources = sources_too;
+      TF_RETURN_IF_ERROR(ctx->output_list("partitioned_ids", &ids));
+      TF_RETURN_IF_ERROR(ctx->output_list("partitioned_counts", &counts));
+      TF_RETURN_IF_ERROR(ctx->output_list("positions", &positions));
+      TF_RETURN_IF_ERROR(ctx->output_list("rows", &rows));
+      TF_RETURN_IF_ERROR(ctx->output_list("weights", &weights));
+      return with_sources ? ctx->output_list("sources", &sources)
+                          : tensorflow::OkStatus();
     }
-    std::vector<EntryOutputs<T>> out(n_);
-    int64_t total = 0;
-    for (int k = 0; k < n_; ++k) {
-      const TensorShape entries({(*planners)[k].entries()});
-      total += (*planners)[k].entries();
+  };
+
+  // Runs count(k) and then writes table k's plan, for every table in
+  // parallel: each table is planned right after it is counted, while its
+  // ids and indices are still in the cache (counting all tables first and
+  // writing them after, as an earlier version did, read them from memory
+  // again). `cost` is the cycles of counting and planning one table.
+  template <typename T>
+  Status PlanTables(OpKernelContext* ctx,
+                    std::vector<LookupPlanner<T>>* planners, bool with_sources,
+                    int64_t cost, const std::function<Status(int)>& count) {
+    PlanOutputs out;
+    TF_RETURN_IF_ERROR(out.Fetch(ctx, with_sources));
+    std::mutex alloc;
+    return ForEachTable(ctx, n_, cost, [&](int k) {
+      TF_RETURN_IF_ERROR(count(k));
+      return WritePlan(ctx, k, &(*planners)[k], &out, &alloc);
+    });
+  }
+
+  // Allocates table k's entry outputs (positions, rows, weights and, with
+  // sources, sources) and has its counted planner write them, then its
+  // partitioned ids and their counts. `alloc` serializes the allocations,
+  // which tables make from several threads.
+  template <typename T>
+  Status WritePlan(OpKernelContext* ctx, int k, LookupPlanner<T>* planner,
+                   PlanOutputs* outputs, std::mutex* alloc) {
+    EntryOutputs<T> out;
+    {
+      std::lock_guard<std::mutex> lock(*alloc);
+      const TensorShape entries({planner->entries()});
       Tensor* t = nullptr;
-      OP_REQUIRES_OK(ctx, positions.allocate(k, entries, &t));
-      out[k].positions = t->flat<int64_t>().data();
-      OP_REQUIRES_OK(ctx, rows.allocate(k, entries, &t));
-      out[k].rows = t->flat<int64_t>().data();
-      OP_REQUIRES_OK(ctx, weights.allocate(k, entries, &t));
-      out[k].weights = t->flat<T>().data();
-      if (with_sources) {
-        OP_REQUIRES_OK(ctx, sources.allocate(k, entries, &t));
-        out[k].sources = t->flat<int64_t>().data();
+      TF_RETURN_IF_ERROR(outputs->positions.allocate(k, entries, &t));
+      out.positions = t->flat<int64_t>().data();
+      TF_RETURN_IF_ERROR(outputs->rows.allocate(k, entries, &t));
+      out.rows = t->flat<int64_t>().data();
+      TF_RETURN_IF_ERROR(outputs->weights.allocate(k, entries, &t));
+      out.weights = t->flat<T>().data();
+      if (outputs->with_sources) {
+        TF_RETURN_IF_ERROR(outputs->sources.allocate(k, entries, &t));
+        out.sources = t->flat<int64_t>().data();
       }
     }
-    const int64_t cost = 60 * (total / n_ + 1);
-    OP_REQUIRES_OK(ctx, ForEachTable(ctx, n_, cost, [&](int k) {
-                     (*planners)[k].Write(out[k]);
-                     return tensorflow::OkStatus();
-                   }));
-    std::vector<std::vector<Tensor*>> id_tensors(n_);
-    std::vector<std::vector<int64_t*>> count_data(n_);
-    for (int k = 0; k < n_; ++k) {
+    planner->Write(out);
+    std::vector<Tensor*> id_tensors;
+    std::vector<int64_t*> count_data;
+    {
+      std::lock_guard<std::mutex> lock(*alloc);
       for (int g = offsets_[k]; g < offsets_[k + 1]; ++g) {
-        const TensorShape shape({(*planners)[k].gathered(g - offsets_[k])});
+        const TensorShape shape({planner->gathered(g - offsets_[k])});
         Tensor* t = nullptr;
-        OP_REQUIRES_OK(ctx, ids.allocate(g, shape, &t));
-        id_tensors[k].push_back(t);
-        OP_REQUIRES_OK(ctx, counts.allocate(g, shape, &t));
-        count_data[k].push_back(t->flat<int64_t>().data());
+        TF_RETURN_IF_ERROR(outputs->ids.allocate(g, shape, &t));
+        id_tensors.push_back(t);
+        TF_RETURN_IF_ERROR(outputs->counts.allocate(g, shape, &t));
+        count_data.push_back(t->flat<int64_t>().data());
       }
     }
-    OP_REQUIRES_OK(ctx, ForEachTable(ctx, n_, cost / 10, [&](int k) {
-                     (*planners)[k].WriteIds(id_tensors[k], count_data[k]);
-                     return tensorflow::OkStatus();
-                   }));
+    planner->WriteIds(id_tensors, count_data);
+    return tensorflow::OkStatus();
   }
 
   std::vector<DataType> ids_types_;
@@ -300,12 +324,12 @@ class GroupEmbeddingSparsePreLookUpOp : public GroupPreLookUpKernel {
     for (int k = 0; k < n_; ++k) total += values[k].NumElements();
     std::vector<LookupPlanner<T>> planners = Planners<T>();
     OP_REQUIRES_OK(
-        ctx, ForEachTable(ctx, n_, 20 * (total / n_ + 1), [&](int k) {
+        ctx,
+        PlanTables<T>(ctx, &planners, true, 90 * (total / n_ + 1), [&](int k) {
           return planners[k].CountSparse(values[k], indices[k], dense_shapes[k],
                                          weighted_[k] ? &weights[k] : nullptr,
                                          table_rows[k]);
         }));
-    WritePlans(ctx, &planners, true);
   }
 
  private:
@@ -325,11 +349,11 @@ class GroupEmbeddingPreLookUpOp : public GroupPreLookUpKernel {
     int64_t total = 0;
     for (int k = 0; k < n_; ++k) total += ids[k].NumElements();
     std::vector<LookupPlanner<T>> planners = Planners<T>();
-    OP_REQUIRES_OK(ctx, ForEachTable(ctx, n_, 5 * (total / n_ + 1), [&](int k) {
-                     return planners[k].CountDense(ids[k], table_rows[k]);
-                   }));
-    WritePlans(ctx, &planners, false);
-    if (!ctx->status().ok()) return;
+    OP_REQUIRES_OK(
+        ctx,
+        PlanTables<T>(ctx, &planners, false, 75 * (total / n_ + 1), [&](int k) {
+          return planners[k].CountDense(ids[k], table_rows[k]);
+        }));
     OpOutputList shapes;
     OP_REQUIRES_OK(ctx, ctx->output_list("ids_shapes", &shapes));
     for (int k = 0; k < n_; ++k) {
