@@ -316,15 +316,20 @@ def test_dynamic_shapes_and_unused_outputs():
     np.testing.assert_array_equal(grad, 0)
 
 
-def test_concurrent_runs_agree(run_concurrently):
+def _weighted_group(seed, batch, combiner):
+    """Outputs of a weighted group lookup of every dense table kind, and two
+    of the tables' gradients."""
     params, _ = _dense_tables("div")
     n = len(params)
-    batches = [_batch(seed=50 + i, batch=100, max_ids=8) for i in range(n)]
+    batches = [_batch(seed=seed + i, batch=batch, max_ids=8) for i in range(n)]
     sp_ids = [_sparse(ind, ids, shape) for ind, ids, _, shape in batches]
     sp_w = [_sparse(ind, w, shape) for ind, _, w, shape in batches]
-    outs = tf.nn.group_embedding_lookup_sparse(params, sp_ids, ["sqrtn"] * n, sp_w)
-    grads = _dense(tf.gradients(_loss(outs), [params[0], params[5]]))
-    fetch = outs + grads
+    outs = tf.nn.group_embedding_lookup_sparse(params, sp_ids, [combiner] * n, sp_w)
+    return outs + _dense(tf.gradients(_loss(outs), [params[0], params[5]]))
+
+
+def test_concurrent_runs_agree(run_concurrently):
+    fetch = _weighted_group(seed=50, batch=100, combiner="sqrtn")
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         want = sess.run(fetch)
@@ -339,13 +344,7 @@ def test_tables_planned_in_parallel_match_one_thread():
     # Thousands of entries per table make the pre-lookup plan its tables on
     # two threads, each allocating its own outputs; partitioned tables
     # included. The plan, and so every result, must not depend on that.
-    params, _ = _dense_tables("div")
-    n = len(params)
-    batches = [_batch(seed=70 + i, batch=1500, max_ids=8) for i in range(n)]
-    sp_ids = [_sparse(ind, ids, shape) for ind, ids, _, shape in batches]
-    sp_w = [_sparse(ind, w, shape) for ind, _, w, shape in batches]
-    outs = tf.nn.group_embedding_lookup_sparse(params, sp_ids, ["mean"] * n, sp_w)
-    fetch = outs + _dense(tf.gradients(_loss(outs), [params[0], params[5]]))
+    fetch = _weighted_group(seed=70, batch=1500, combiner="mean")
     results = []
     for threads in (1, 2):
         config = tf.ConfigProto(intra_op_parallelism_threads=threads,
