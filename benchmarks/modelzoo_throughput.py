@@ -18,7 +18,8 @@ then evaluates AUC and log loss on the same test rows. Throughput is the
 runner's samples/s after its warm-up steps (graph optimisation, first table
 growth), input pipeline included. Configurations alternate within a round
 and the order reverses each round; the fastest round of each is reported,
-with the CPU that other processes used meanwhile (this machine is shared).
+with the CPU that other processes used meanwhile (this machine is shared),
+and so is each configuration's ratio to stock's run of the same round.
 Samples per CPU-second of the training process (all its threads) is
 reported beside samples/s: it moves less with other processes' load.
 
@@ -41,6 +42,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,6 +140,15 @@ def summarize(runs: list[dict]) -> dict:
             / max(r["samples_per_cpu_sec"] for r in runs if r["config"] == "stock")
             for k in best}
         summary["auc_diff"] = {k: v["auc"] - base["auc"] for k, v in best.items()}
+        # Each configuration against stock's run of the same round, which ran
+        # minutes apart at most: steadier than the best rounds when the
+        # machine's speed drifts during the benchmark.
+        stock_by_round = {r["round"]: r["samples_per_sec"] for r in runs
+                          if r["config"] == "stock"}
+        summary["round_speedups"] = {
+            k: [r["samples_per_sec"] / stock_by_round[r["round"]] for r in runs
+                if r["config"] == k and r["round"] in stock_by_round]
+            for k in best}
         summary["goal_met"] = {
             name: bool(summary["speedup"][name] >= GOAL_SPEEDUP
                        and abs(summary["auc_diff"][name]) <= GOAL_AUC)
@@ -193,6 +204,11 @@ def render(report: dict) -> str:
         f"{r['config']} round {r['round']}: {r['samples_per_sec']:,.0f} "
         f"({r['samples_per_cpu_sec']:,.0f}/CPU-s, other-CPU {r['other_cpu']:.0%})"
         for r in report["runs"]) + ".")
+    if "round_speedups" in s:
+        lines += ["", "Against stock's run of the same round: " + "; ".join(
+            f"{name} {', '.join(f'{x:.2f}' for x in ratios)} (median "
+            f"{statistics.median(ratios):.2f}x)"
+            for name, ratios in s["round_speedups"].items() if name != "stock") + "."]
     for name, met in s.get("goal_met", {}).items():
         lines += ["", f"Goal ({name} >= {GOAL_SPEEDUP}x stock samples/s at |AUC - stock| "
                   f"<= {GOAL_AUC}): {s['speedup'][name]:.2f}x, AUC "
