@@ -205,6 +205,41 @@ def test_embedding_lookup_sparse_counts_every_occurrence():
         np.testing.assert_array_equal(sess.run(ev.get_frequency(probe)), [2, 1, 1, 0])
 
 
+@pytest.mark.parametrize("kind", ["ev", "pev4"])
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+def test_unweighted_sparse_lookup_reads_distinct_ids_in_any_entry_order(kind, combiner):
+    # Without weights each distinct id is read once and the gradient holds
+    # one row per distinct id; entries out of row order (which the sparse
+    # segment ops reject) take the per-entry path and give the same results.
+    sp_ids, _ = _sparse(SPARSE_ROWS, SPARSE_SHAPE)
+    params, _ = _ev_params(kind)
+    perm = np.random.RandomState(3).permutation(sum(map(len, SPARSE_ROWS.values())))
+    shuffled = tf.SparseTensor(tf.gather(sp_ids.indices, perm),
+                               tf.gather(sp_ids.values, perm), SPARSE_SHAPE)
+    outs = [tf.nn.embedding_lookup_sparse(params, sp, None, combiner=combiner)
+            for sp in (sp_ids, shuffled)]
+    shards = list(params) if kind != "ev" else [params]
+    grads = [tf.gradients(tf.reduce_sum(out * out), shards) for out in outs]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        (ordered, unordered), (g_ordered, g_unordered) = sess.run([outs, grads])
+    np.testing.assert_allclose(unordered, ordered, rtol=1e-6)
+    for a, b in zip(g_ordered, g_unordered, strict=True):
+        assert len(set(a.indices.tolist())) == len(a.indices)
+        want, got = _rows_by_key(a), _rows_by_key(b)
+        assert want.keys() == got.keys()
+        for key, row in want.items():
+            np.testing.assert_allclose(got[key], row, rtol=1e-5)
+
+
+def _rows_by_key(grad):
+    """{key: summed gradient row} of an IndexedSlices value."""
+    rows = {}
+    for key, row in zip(grad.indices.tolist(), grad.values, strict=True):
+        rows[key] = rows.get(key, 0) + row
+    return rows
+
+
 def test_embedding_lookup_sparse_rejects_unknown_combiner():
     sp_ids, _ = _sparse(SPARSE_ROWS, SPARSE_SHAPE)
     params, _ = _ev_params("ev")

@@ -451,7 +451,7 @@ def _check_sparse(params: MultiHashVariable, combiner, sp_ids, sp_weights) -> No
 def _table(params: MultiHashVariable) -> ev_lookup.DispatchedTable:
     return ev_lookup.DispatchedTable(
         params.embedding_dim,
-        lambda ids, max_norm: params.lookup(ids, max_norm=max_norm),
+        lambda ids, max_norm, counts=None: params.lookup(ids, max_norm=max_norm),
         params._check_ids,
         lambda combiner, sp_ids, sp_weights: _check_sparse(params, combiner, sp_ids,
                                                            sp_weights))
