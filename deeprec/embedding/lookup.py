@@ -142,10 +142,10 @@ def _sparse_lookup(table: "DispatchedTable", sp_ids, sp_weights, combiner, max_n
     Without weights it follows TensorFlow's recipe: each distinct id is read
     once (with its count: EV frequencies and admission still see every
     occurrence) and the sparse segment ops combine the rows without a copy
-    per entry, forward and backward. For 50 features of 2,048 rows that took
-    45 instead of 64 ms per step. Those ops need the entries in row order,
-    as SparseTensors in canonical order have them; other entries take the
-    per-entry path.
+    per entry, forward and backward: for 50 features of 2,048 rows, op time
+    per training step fell from 90 to 71 ms (one thread). Those ops need the
+    entries in row order, as SparseTensors in canonical order have them;
+    other entries take the per-entry path.
     """
     if combiner not in _SEGMENT_COMBINERS:
         raise ValueError(f"combiner must be one of 'mean', 'sqrtn' or 'sum', got {combiner!r}")
