@@ -71,10 +71,6 @@ class _Table:
         # shards whatever partition_strategy says, as their other lookups do.
         self.strategy = "ev"
         self.table_rows = -1
-        # Each distinct id is read once, with the number of entries that
-        # read it, so that frequency counting and admission see what the
-        # unfused lookups show them; optimizers then update distinct ids.
-        self.unique = True
 
     def _init_dense(self, api, shards, strategy):
         converted = []
@@ -109,8 +105,6 @@ class _Table:
             self.static_rows = None
         else:
             self.table_rows = self.static_rows = sum(rows)
-        # A dense table is read once per distinct id, as TF's lookups do.
-        self.unique = True
 
     def check_ids(self, api: str, ids: tensor_lib.Tensor):
         if self.is_ev:
@@ -215,7 +209,11 @@ def _fused_lookup(table: _Table, sp_ids, sp_weights, combiner, max_norm, default
         num_partitions=len(table.shards), partition_strategy=table.strategy,
         sparse_rank=sparse_rank, prune_invalid_ids=prune_ids,
         prune_invalid_weights=prune_weights, fill_empty_rows=default_id is not None,
-        default_id=0 if default_id is None else int(default_id), unique=table.unique)
+        default_id=0 if default_id is None else int(default_id),
+        # Each distinct id is read once, as TF's lookups do; an EV also gets
+        # each id's number of entries, so that frequency counting and
+        # admission see every occurrence.
+        unique=True)
     gathered = [table.gather(i, ids, counts if table.is_ev else None)
                 for i, (ids, counts) in enumerate(zip(pre.partitioned_ids,
                                                       pre.partitioned_counts, strict=True))]
