@@ -53,7 +53,7 @@ import sys
 import time
 
 import numpy as np
-from publish import cpu_seconds, git_commit, publish
+from publish import OtherCpu, git_commit, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEGIN, END = "<!-- embedding_lookups:begin -->", "<!-- embedding_lookups:end -->"
@@ -122,12 +122,6 @@ def _name(variant, args):
     return variant.replace("/N", f"/{args.group_size}")
 
 
-def _cpu_busy():
-    """(seconds all CPUs were busy, seconds this process ran) so far."""
-    times = os.times()
-    return cpu_seconds()[0], times.user + times.system
-
-
 def run(args, batches):
     import deeprec as tf
 
@@ -155,21 +149,17 @@ def run(args, batches):
             steps = {v: [[] for _ in range(args.rounds)] for v in variants}
             load[mode] = []
             for r in range(args.rounds):
-                busy0, own0 = _cpu_busy()
-                start = time.perf_counter()
-                for i in range(args.steps):
-                    # Step by step, in rotating order, so that every variant
-                    # meets the same load from other processes.
-                    shift = (r * args.steps + i) % len(variants)
-                    for variant in variants[shift:] + variants[:shift]:
-                        t0, c0 = time.perf_counter(), time.process_time()
-                        sess.run(fetches[variant][mode], feeds[i % len(feeds)])
-                        steps[variant][r].append((time.perf_counter() - t0,
-                                                  time.process_time() - c0))
-                elapsed = time.perf_counter() - start
-                busy1, own1 = _cpu_busy()
-                other = max(0.0, (busy1 - busy0) - (own1 - own0))
-                load[mode].append(other / (elapsed * os.cpu_count()))
+                with OtherCpu() as other:
+                    for i in range(args.steps):
+                        # Step by step, in rotating order, so that every
+                        # variant meets the same load from other processes.
+                        shift = (r * args.steps + i) % len(variants)
+                        for variant in variants[shift:] + variants[:shift]:
+                            t0, c0 = time.perf_counter(), time.process_time()
+                            sess.run(fetches[variant][mode], feeds[i % len(feeds)])
+                            steps[variant][r].append((time.perf_counter() - t0,
+                                                      time.process_time() - c0))
+                load[mode].append(other.share)
                 print(f"{mode} round {r}: " + ", ".join(
                     f"{_name(v, args)} {len(steps[v][r]) / sum(w for w, _ in steps[v][r]):.2f}"
                     for v in variants) + f" steps/s; other processes "

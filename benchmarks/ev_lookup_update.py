@@ -72,7 +72,7 @@ import tempfile
 import time
 
 import numpy as np
-from publish import cpu_seconds, git_commit, write_section
+from publish import OtherCpu, cpu_seconds, git_commit, write_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results", "ev_lookup_update.json")
@@ -120,22 +120,6 @@ def make_batches(num_batches: int, seed: int = 2024) -> np.ndarray:
     u = rng.random(num_batches * BATCH)
     rank = np.minimum(np.searchsorted(cdf, u, side="right"), NUM_KEYS - 1)
     return perm[rank].reshape(num_batches, BATCH)
-
-
-class Interference:
-    """CPU used by *other* processes while a phase runs, as a fraction of
-    the machine (0 = quiet, 0.5 = one of two cores busy elsewhere)."""
-
-    def __enter__(self):
-        self.t = time.perf_counter()
-        self.busy = cpu_seconds()[0]
-        self.own = sum(os.times()[:2])
-        return self
-
-    def __exit__(self, *exc):
-        wall = time.perf_counter() - self.t
-        other = (cpu_seconds()[0] - self.busy) - (sum(os.times()[:2]) - self.own)
-        self.frac = max(0.0, other) / (wall * os.cpu_count()) if wall > 0 else 0.0
 
 
 def rss_bytes() -> int:
@@ -354,7 +338,7 @@ def run_worker(args) -> dict:
     run(train_op, warm_t)
     rss_warm, keys_warm = rss_bytes(), int(sess.run(size))
     times = []
-    with Interference() as busy, _PerfWindow():
+    with OtherCpu() as busy, _PerfWindow():
         t0 = time.perf_counter()
         run(train_op, timed_t, times)
         wall = time.perf_counter() - t0
@@ -363,11 +347,11 @@ def run_worker(args) -> dict:
         "steps_per_s": timed_t / wall,
         "p50_ms": _p50_ms(times),
         "ids_per_s": timed_t * BATCH / wall,
-        "other_cpu_frac": busy.frac,
+        "other_cpu_frac": busy.share,
     }
     run(lookup_target, warm_l)
     times = []
-    with Interference() as busy, _PerfWindow():
+    with OtherCpu() as busy, _PerfWindow():
         t0 = time.perf_counter()
         run(lookup_target, timed_l, times)
         wall = time.perf_counter() - t0
@@ -375,7 +359,7 @@ def run_worker(args) -> dict:
         "steps_per_s": timed_l / wall,
         "p50_ms": _p50_ms(times),
         "ids_per_s": timed_l * BATCH / wall,
-        "other_cpu_frac": busy.frac,
+        "other_cpu_frac": busy.share,
     }
     rss_end, keys_end = rss_bytes(), int(sess.run(size))
     out["memory"] = {

@@ -25,6 +25,7 @@ Example:
 import json
 import os
 import subprocess
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -73,6 +74,23 @@ def cpu_seconds() -> tuple[float, float]:
     total = sum(fields[:8])
     ticks = os.sysconf("SC_CLK_TCK")
     return (total - fields[3] - fields[4]) / ticks, total / ticks
+
+
+class OtherCpu:
+    """Context manager: the CPU that *other* processes used while it was
+    entered, as a share of the machine in `share` (0 = quiet, 0.5 = one of
+    two cores busy elsewhere)."""
+
+    def __enter__(self):
+        self._wall = time.perf_counter()
+        self._busy = cpu_seconds()[0]
+        self._own = sum(os.times()[:2])
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self._wall
+        other = (cpu_seconds()[0] - self._busy) - (sum(os.times()[:2]) - self._own)
+        self.share = max(0.0, other) / (wall * os.cpu_count()) if wall > 0 else 0.0
 
 
 def write_section(path: str, begin: str, end: str, text: str) -> None:

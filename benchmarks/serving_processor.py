@@ -45,7 +45,7 @@ import threading
 import time
 
 import numpy as np
-from publish import cpu_seconds, git_commit, publish
+from publish import OtherCpu, git_commit, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -134,12 +134,6 @@ class PythonVariant:
         self.sess.run(self.fetches, self.feeds[i % len(self.feeds)])
 
 
-def _cpu_busy():
-    """(seconds all CPUs were busy, seconds this process ran) so far."""
-    times = os.times()
-    return cpu_seconds()[0], times.user + times.system
-
-
 def measure(variant, callers, seconds, warmup):
     """(requests/s, latencies in ms, other processes' CPU share) of one round."""
     latencies, errors = [[] for _ in range(callers)], []
@@ -165,19 +159,17 @@ def measure(variant, callers, seconds, warmup):
     for t in threads:
         t.start()
     start.wait()
-    busy0, own0 = _cpu_busy()
     t0 = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    with OtherCpu() as other:
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
     elapsed = time.perf_counter() - t0
-    busy1, own1 = _cpu_busy()
     if errors:
         raise errors[0]
     flat = [x * 1e3 for lat in latencies for x in lat]
-    other = max(0, (busy1 - busy0) - (own1 - own0)) / elapsed / os.cpu_count()
-    return len(flat) / elapsed, flat, other
+    return len(flat) / elapsed, flat, other.share
 
 
 def run(args, export_dir, batches):
