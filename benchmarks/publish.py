@@ -48,19 +48,19 @@ def publish(stem: str, report: dict, markdown: str, quick: bool, docs: bool,
 
 def git_commit(dirty_paths=()) -> str:
     """The repository's short HEAD commit ("unknown" without git), followed by
-    " (deeprec/, csrc/ modified)" when any of `dirty_paths` (relative to the
-    repository root) has uncommitted changes."""
+    e.g. " (deeprec/, csrc/ modified)" naming those of `dirty_paths`
+    (relative to the repository root) that have uncommitted changes."""
     def git(*argv):
         return subprocess.run(["git", "-C", REPO, *argv], capture_output=True, text=True,
                               check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = dirty_paths and git("status", "--porcelain", *dirty_paths)
+        dirty = [p for p in dirty_paths if git("status", "--porcelain", p)]
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     if dirty:
-        commit += " (" + ", ".join(p + "/" for p in dirty_paths) + " modified)"
+        commit += " (" + ", ".join(p + "/" for p in dirty) + " modified)"
     return commit
 
 
