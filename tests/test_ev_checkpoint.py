@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as stock_tf
 from deeprec.python.framework import meta_graph
+from tensorflow.python.client import session as session_lib
 
 import deeprec as tf
 
@@ -172,6 +173,47 @@ def test_monitored_training_session_saves_and_restores(tmp_path):
         raw = sess._tf_sess()  # pylint: disable=protected-access
         assert raw.run(tf.train.get_global_step()) == len(BATCHES)
         assert _contents(raw, var, opt) == saved
+
+
+@pytest.mark.parametrize("deeprec_session", [True, False])
+def test_monitored_training_session_reads_global_step_once_per_step(
+        tmp_path, monkeypatch, deeprec_session):
+    """deeprec's checkpoint hook saves on the same schedule as stock's without the
+    second session.run of the global step that stock's makes after every step."""
+    step_reads = []
+    run = session_lib.BaseSession.run
+
+    def counting_run(self, fetches, *args, **kwargs):
+        if isinstance(fetches, stock_tf.Tensor):  # The hooks' own reads of the step.
+            step_reads.append(fetches.name)
+        return run(self, fetches, *args, **kwargs)
+
+    monkeypatch.setattr(session_lib.BaseSession, "run", counting_run)
+    train_op = tf.group(tf.assign_add(tf.train.get_or_create_global_step(), 1))
+    session_fn = tf.train.MonitoredTrainingSession if deeprec_session \
+        else stock_tf.compat.v1.train.MonitoredTrainingSession
+    ckpt_dir = str(tmp_path / "mts")
+    with session_fn(checkpoint_dir=ckpt_dir, save_checkpoint_steps=4,
+                    save_summaries_steps=None, log_step_count_steps=None,
+                    scaffold=tf.train.Scaffold(saver=tf.train.Saver(max_to_keep=10)),
+                    hooks=[tf.train.StopAtStepHook(last_step=10)]) as sess:
+        step_reads.clear()
+        steps = 0
+        while not sess.should_stop():
+            sess.run(train_op)
+            steps += 1
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    saved = sorted(int(path.rsplit("-", 1)[1]) for path in state.all_model_checkpoint_paths)
+    assert steps == 10
+    assert saved == [0, 4, 8, 10]
+    # Both: StopAtStepHook's reads near the last step and the final save's.
+    # The checkpoint hook reads the step when a save may be due (around steps
+    # 4 and 8; the step the hooks fetch may be read before or after the
+    # train op's increment) with deeprec, after every step with stock.
+    if deeprec_session:
+        assert len(step_reads) < steps
+    else:
+        assert len(step_reads) >= steps + 2
 
 
 @pytest.mark.parametrize("saver_cls", [tf.train.Saver, stock_tf.compat.v1.train.Saver])
