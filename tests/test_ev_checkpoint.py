@@ -175,11 +175,12 @@ def test_monitored_training_session_saves_and_restores(tmp_path):
         assert _contents(raw, var, opt) == saved
 
 
-@pytest.mark.parametrize("deeprec_session", [True, False])
+@pytest.mark.parametrize("session", ["deeprec", "deeprec, own hook", "stock"])
 def test_monitored_training_session_reads_global_step_once_per_step(
-        tmp_path, monkeypatch, deeprec_session):
-    """deeprec's checkpoint hook saves on the same schedule as stock's without the
-    second session.run of the global step that stock's makes after every step."""
+        tmp_path, monkeypatch, session):
+    """deeprec's checkpoint hooks (its own, or one passed in) save on the same
+    schedule as stock's without the second session.run of the global step that
+    stock's makes after every step."""
     step_reads = []
     run = session_lib.BaseSession.run
 
@@ -190,13 +191,18 @@ def test_monitored_training_session_reads_global_step_once_per_step(
 
     monkeypatch.setattr(session_lib.BaseSession, "run", counting_run)
     train_op = tf.group(tf.assign_add(tf.train.get_or_create_global_step(), 1))
-    session_fn = tf.train.MonitoredTrainingSession if deeprec_session \
-        else stock_tf.compat.v1.train.MonitoredTrainingSession
     ckpt_dir = str(tmp_path / "mts")
-    with session_fn(checkpoint_dir=ckpt_dir, save_checkpoint_steps=4,
-                    save_summaries_steps=None, log_step_count_steps=None,
-                    scaffold=tf.train.Scaffold(saver=tf.train.Saver(max_to_keep=10)),
-                    hooks=[tf.train.StopAtStepHook(last_step=10)]) as sess:
+    scaffold = tf.train.Scaffold(saver=tf.train.Saver(max_to_keep=10))
+    kwargs = dict(checkpoint_dir=ckpt_dir, save_checkpoint_steps=4, save_summaries_steps=None,
+                  log_step_count_steps=None, scaffold=scaffold,
+                  hooks=[tf.train.StopAtStepHook(last_step=10)])
+    session_fn = tf.train.MonitoredTrainingSession
+    if session == "deeprec, own hook":
+        kwargs.update(save_checkpoint_steps=None, chief_only_hooks=[
+            tf.train.CheckpointSaverHook(ckpt_dir, save_steps=4, scaffold=scaffold)])
+    elif session == "stock":
+        session_fn = stock_tf.compat.v1.train.MonitoredTrainingSession
+    with session_fn(**kwargs) as sess:
         step_reads.clear()
         steps = 0
         while not sess.should_stop():
@@ -210,10 +216,10 @@ def test_monitored_training_session_reads_global_step_once_per_step(
     # The checkpoint hook reads the step when a save may be due (around steps
     # 4 and 8; the step the hooks fetch may be read before or after the
     # train op's increment) with deeprec, after every step with stock.
-    if deeprec_session:
-        assert len(step_reads) < steps
-    else:
+    if session == "stock":
         assert len(step_reads) >= steps + 2
+    else:
+        assert len(step_reads) < steps
 
 
 @pytest.mark.parametrize("saver_cls", [tf.train.Saver, stock_tf.compat.v1.train.Saver])

@@ -70,9 +70,10 @@ def MonitoredTrainingSession(*args, **kwargs):  # pylint: disable=invalid-name
     When neither the scaffold nor the graph's SAVERS collection provides a
     saver, registers the `Saver(sharded=True, allow_empty=True)` that the
     stock Scaffold would create, built with `EmbeddingVariableSaverBuilder`.
-    Its checkpoint hook counts one global step per `run`, so it does not read
-    the global step again after every step as the stock one does. Takes the
-    same arguments as the stock function.
+    Its CheckpointSaverHooks (its own and any passed in `hooks` or
+    `chief_only_hooks` whose steps per run nobody set) count one global step
+    per `run`, so they do not read the global step again after every step
+    as stock's do. Takes the same arguments as the stock function.
 
     Example:
       >>> import tempfile
