@@ -9,6 +9,7 @@ AUC on the test split (about 0.82 Criteo-like, 0.78 click / 0.76 buy
 Taobao-like). Models are shrunk (smaller layers) so each run takes seconds.
 """
 
+import gc
 import importlib
 
 import numpy as np
@@ -96,6 +97,7 @@ def _check_learned(report):
 def test_model_learns(model, trained):
     report, _ = trained(model)
     _check_learned(report)
+    assert gc.get_freeze_count() == 0  # The training loop unfroze what it froze.
     expected = {"criteo": ["label"], "taobao": ["click"]}[MODELS[model][0]]
     assert sorted(report["eval"]) == (["buy", "click"] if model == "mmoe" else expected)
     assert report["checkpoint"].endswith(f"model.ckpt-{STEPS}")
