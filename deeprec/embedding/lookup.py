@@ -110,14 +110,24 @@ def _lookup(shards: list[EmbeddingVariable], ids, max_norm=None,
     return result
 
 
+# The sparse segment op of each combiner, for rows given as distinct ids.
+_SEGMENT_COMBINERS = {"sum": math_ops.sparse_segment_sum,
+                      "mean": math_ops.sparse_segment_mean,
+                      "sqrtn": math_ops.sparse_segment_sqrt_n}
+
+
+def _check_combiner(combiner) -> None:
+    if combiner not in _SEGMENT_COMBINERS:
+        raise ValueError(f"combiner must be one of 'mean', 'sqrtn' or 'sum', got {combiner!r}")
+
+
 def combine_rows(embeddings, segment_ids, weights, combiner, num_segments):
     """Combines per-id embeddings into per-row results like TensorFlow does.
 
     `combiner` is "sum", "mean" or "sqrtn" over the (optional) weights; rows
     without ids have zero weight and stay zero.
     """
-    if combiner not in ("sum", "mean", "sqrtn"):
-        raise ValueError(f"combiner must be one of 'mean', 'sqrtn' or 'sum', got {combiner!r}")
+    _check_combiner(combiner)
     if weights is None:
         weights = array_ops.ones_like(segment_ids, dtype=embeddings.dtype)
         weighted = embeddings
@@ -147,8 +157,7 @@ def _sparse_lookup(table: "DispatchedTable", sp_ids, sp_weights, combiner, max_n
     entries in row order, as SparseTensors in canonical order have them;
     other entries take the per-entry path.
     """
-    if combiner not in _SEGMENT_COMBINERS:
-        raise ValueError(f"combiner must be one of 'mean', 'sqrtn' or 'sum', got {combiner!r}")
+    _check_combiner(combiner)
     segment_ids = math_ops.cast(sp_ids.indices[:, 0], dtypes.int32)
     if num_segments is None:
         num_segments = math_ops.maximum(math_ops.reduce_max(segment_ids) + 1, 0)
@@ -166,10 +175,6 @@ def _sparse_lookup(table: "DispatchedTable", sp_ids, sp_weights, combiner, max_n
         lambda: combine_rows(array_ops.gather(rows, idx), segment_ids, None, combiner,
                              num_segments))
 
-
-_SEGMENT_COMBINERS = {"sum": math_ops.sparse_segment_sum,
-                      "mean": math_ops.sparse_segment_mean,
-                      "sqrtn": math_ops.sparse_segment_sqrt_n}
 
 
 class DispatchedTable(typing.NamedTuple):
