@@ -210,8 +210,9 @@ def render(report: dict) -> str:
             f"{statistics.median(ratios):.2f}x)"
             for name, ratios in s["round_speedups"].items() if name != "stock") + "."]
     for name, met in s.get("goal_met", {}).items():
+        # Three decimals: at two, a ratio of 1.1975 would read "1.20x -> not met".
         lines += ["", f"Goal ({name} >= {GOAL_SPEEDUP}x stock samples/s at |AUC - stock| "
-                  f"<= {GOAL_AUC}): {s['speedup'][name]:.2f}x, AUC "
+                  f"<= {GOAL_AUC}): {s['speedup'][name]:.3f}x, AUC "
                   f"{s['auc_diff'][name]:+.4f} -> **{'met' if met else 'not met'}**"]
     lines.append(end)
     return "\n".join(lines) + "\n"
