@@ -11,8 +11,8 @@ row (uniform), ids drawn Zipf(--zipf) over --vocab ids per feature, combiner
   grouped  one tf.nn.group_embedding_lookup_sparse over all features (one
            group: params_num_per_group left at its default)
   grouped/N  the same with params_num_per_group = N (--group-size, default
-           10): the guide advises small groups on CPU, where the groups'
-           native ops and gathers then overlap
+           10): the guide advises small groups on CPU ("the smaller the
+           better"), where a group's rows stay in the cache between its ops
 
 Every variant runs the same step on the same batches (fed through sparse
 placeholders): the lookups, loss = sum over features of reduce_sum(out^2),

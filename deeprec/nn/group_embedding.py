@@ -199,12 +199,12 @@ def group_embedding_lookup_sparse(params: Sequence, sp_ids: Sequence, combiners:
         embedding of the id at each cell, zeros where there is none, as the
         lookup of ids reshaped to `[batch, max_ids, 1]` gives.
       params_num_per_group: The most tables looked up by one set of ops.
-        A group's ops run one after another; on CPU, groups of about 10
-        tables let one group's gathers overlap the next group's planning
-        (for 50 tables, 1.55x the unfused lookups' speed against 1.37x for
-        one group, in docs/benchmarks.md). When training updates the
-        tables, smaller groups (2-5 tables) are faster still: a group's
-        updates then find its records in the cache.
+        The default, one group, suits GPUs; on CPU, as DeepRec's guide
+        advises, the smaller the better: a group works through its tables'
+        rows after all their gathers, when the first tables' rows have left
+        the cache. For 50 tables (docs/benchmarks.md), groups of 1 or 2 ran
+        at 1.5-1.75x the unfused lookups' speed, as fast as the fused
+        lookup, and one group of all 50 at 1.4-1.7x.
       name: Name scope of the ops.
 
     Returns:
