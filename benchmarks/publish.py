@@ -79,7 +79,7 @@ def cpu_seconds() -> tuple[float, float]:
 class OtherCpu:
     """Context manager: the CPU that *other* processes used while it was
     entered, as a share of the machine in `share` (0 = quiet, 0.5 = one of
-    two cores busy elsewhere)."""
+    two cores busy elsewhere), and the wall time it was entered in `seconds`."""
 
     def __enter__(self):
         self._wall = time.perf_counter()
@@ -88,9 +88,10 @@ class OtherCpu:
         return self
 
     def __exit__(self, *exc):
-        wall = time.perf_counter() - self._wall
+        self.seconds = time.perf_counter() - self._wall
         other = (cpu_seconds()[0] - self._busy) - (sum(os.times()[:2]) - self._own)
-        self.share = max(0.0, other) / (wall * os.cpu_count()) if wall > 0 else 0.0
+        self.share = (max(0.0, other) / (self.seconds * os.cpu_count())
+                      if self.seconds > 0 else 0.0)
 
 
 def write_section(path: str, begin: str, end: str, text: str) -> None:

@@ -159,17 +159,15 @@ def measure(variant, callers, seconds, warmup):
     for t in threads:
         t.start()
     start.wait()
-    t0 = time.perf_counter()
     with OtherCpu() as other:
         time.sleep(seconds)
         stop.set()
         for t in threads:
             t.join()
-    elapsed = time.perf_counter() - t0
     if errors:
         raise errors[0]
     flat = [x * 1e3 for lat in latencies for x in lat]
-    return len(flat) / elapsed, flat, other.share
+    return len(flat) / other.seconds, flat, other.share
 
 
 def run(args, export_dir, batches):

@@ -176,7 +176,6 @@ def _sparse_lookup(table: "DispatchedTable", sp_ids, sp_weights, combiner, max_n
                              num_segments))
 
 
-
 class DispatchedTable(typing.NamedTuple):
     """How the lookup functions registered by `register_lookups` read a table.
 
